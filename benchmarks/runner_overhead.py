@@ -1,0 +1,81 @@
+"""Runner overhead per no-op stage: chain and fan-out at 1,000 / 10,000 / 100,000 stages.
+
+One lifecycle hook implementation is registered (stagekit_after_stage), as the issue asks. The time
+measured is the whole ``Pipeline.run`` (DAG build and validation, version planning, the loop, the hooks,
+the result), divided by the number of stages. Prints medians of several repeats.
+
+    python benchmarks/runner_overhead.py [--sizes 1000,10000,100000] [--executor sequential] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from typing import Any
+
+from stagekit import Host, Pipeline, hookimpl, stage
+
+
+def noop(**artifacts: Any) -> int:
+    return 1
+
+
+class CountStages:
+    def __init__(self) -> None:
+        self.count = 0
+
+    @hookimpl
+    def stagekit_after_stage(self, run: Any, stage: Any, record: Any) -> None:
+        self.count += 1
+
+
+def chain(n: int) -> list[Any]:
+    stages = [stage(noop, name="s0", provides=["a0"])]
+    stages += [stage(noop, name=f"s{i}", requires=[f"a{i - 1}"], provides=[f"a{i}"]) for i in range(1, n)]
+    return stages
+
+
+def fan_out(n: int) -> list[Any]:
+    stages = [stage(noop, name="root", provides=["x"])]
+    stages += [stage(noop, name=f"s{i}", requires=["x"], provides=[f"y{i}"]) for i in range(1, n)]
+    return stages
+
+
+def measure(stages: list[Any], executor: str, workers: int | None, repeat: int) -> float:
+    counter = CountStages()
+    host = Host(plugins=[("count", counter)], autoload=False, env={})
+    pipeline = Pipeline(stages, host=host)
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        pipeline.run(executor=executor, workers=workers)
+        times.append(time.perf_counter() - start)
+    assert counter.count == repeat * len(stages), "the hook must fire once per stage"
+    return statistics.median(times) / len(stages)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--executor", default="sequential")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"executor={args.executor} python={sys.version.split()[0]} repeat={args.repeat} (median)")
+    print(f"{'shape':8} {'stages':>8} {'us/stage':>10}")
+    for shape, build in (("chain", chain), ("fan-out", fan_out)):
+        first = None
+        for n in sizes:
+            repeat = args.repeat if n <= 10_000 else max(1, args.repeat // 2)
+            per = measure(build(n), args.executor, args.workers, repeat) * 1e6
+            first = first or per
+            print(f"{shape:8} {n:>8} {per:>10.2f}   growth vs {sizes[0]}: {per / first:.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The ``stagekit`` command. Errors print as one or two lines; ``--traceback`` shows the whole story."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from stagekit.cli import commands, snapshot
+
+    parser = argparse.ArgumentParser(
+        prog="stagekit", description="Pluggable, parallel, validated data pipelines.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--workspace", metavar="DIR", help="the workspace (default: $STAGEKIT_WORKSPACE or .)")
+    parser.add_argument("--traceback", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--strict-plugins", action="store_true",
+                        help="a plugin that fails to load is fatal (also STAGEKIT_STRICT_PLUGINS=1)")
+    parser.add_argument("--disable", metavar="NAME", action="append", default=[],
+                        help="block a plugin by entry-point or distribution name (repeatable; comma lists too)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parsers(sub)
+    snapshot.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:  # the fast path: no parser, no plugins
+        from stagekit._version import version
+
+        print(f"stagekit {version()}")
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from stagekit._version import version
+
+        print(f"stagekit {version()}")
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from stagekit.errors import StagekitError
+
+    try:
+        code: int = args.func(args)
+        return code
+    except StagekitError as exc:
+        return _report(exc, args.traceback)
+    except KeyboardInterrupt:
+        print("stagekit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+def _report(exc: BaseException, show_traceback: bool) -> int:
+    from stagekit.errors import ContractError, MergeConflictError, RunInterrupted, StageError
+
+    if show_traceback:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"stagekit: error: {exc}", file=sys.stderr)
+    original = getattr(exc, "original", None)
+    if isinstance(exc, StageError) and original is not None and not show_traceback:
+        frames = traceback.extract_tb(original.__traceback__)
+        if frames:
+            last = frames[-1]
+            print(f"  raised at {last.filename}:{last.lineno} in {last.name} (--traceback for more)",
+                  file=sys.stderr)
+    if isinstance(exc, RunInterrupted):
+        return 130
+    return 1 if isinstance(exc, StageError | ContractError | MergeConflictError) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The pipeline commands: plugins, stages, graph, check, run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from stagekit.cli import render
+
+if TYPE_CHECKING:
+    from stagekit.pipeline import Pipeline
+    from stagekit.pipelinefile import PipelineFile
+    from stagekit.plugins import Host
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("plugins", help="list the plugins found and whether they loaded")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("stages", help="list the stages the plugins registered")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_stages)
+
+    p = sub.add_parser("graph", help="print a pipeline's DAG")
+    p.add_argument("pipeline", help="a pipeline file (TOML)")
+    p.add_argument("--format", choices=("mermaid", "dot", "json"), default="mermaid")
+    p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("check", help="validate a pipeline without running it")
+    p.add_argument("pipeline", help="a pipeline file (TOML)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("run", help="run a pipeline")
+    p.add_argument("pipeline", help="a pipeline file (TOML)")
+    p.add_argument("--executor", help="sequential, thread, process, or a plugin's (default: the file's)")
+    p.add_argument("--workers", type=int, help="how many stages run at once")
+    p.add_argument("--contracts", choices=("strict", "warn", "off"), help="contract mode (default: the file's)")
+    p.add_argument("--snapshot", metavar="NAME", help="give stages this workspace snapshot's files as inputs")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no live progress display")
+    p.set_defaults(func=cmd_run)
+
+
+def make_host(args: argparse.Namespace, **extra: Any) -> Host:
+    from stagekit.plugins import Host
+
+    block = [n.strip() for item in args.disable for n in item.split(",") if n.strip()]
+    return Host(block=block, strict=True if args.strict_plugins else None, **extra)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    host = make_host(args)
+    rows = [r.as_dict() for r in host.records]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [[r["name"], r["distribution"] or "-", r["version"] or "-", r["status"], len(r["stages"]),
+              r["error"] or ""] for r in rows]
+    print(render.table(["plugin", "distribution", "version", "status", "stages", "note"], table))
+    return 0
+
+
+def cmd_stages(args: argparse.Namespace) -> int:
+    host = make_host(args)
+    reg = host.registry
+    rows = [
+        {"name": s.name, "plugin": reg.origin(s.name).plugin, "distribution": reg.origin(s.name).distribution,
+         "requires": list(s.requires), "provides": list(s.provides), "tags": list(s.tags),
+         "description": s.description}
+        for s in sorted(reg.stages.values(), key=lambda s: s.name)
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [[r["name"], r["plugin"], ", ".join(r["requires"]), ", ".join(r["provides"]), ", ".join(r["tags"])]
+             for r in rows]
+    print(render.table(["stage", "plugin", "requires", "provides", "tags"], table))
+    return 0
+
+
+def load(args: argparse.Namespace) -> tuple[PipelineFile, Pipeline]:
+    from stagekit.pipeline import Pipeline
+    from stagekit.pipelinefile import load_pipeline_file
+
+    pf = load_pipeline_file(args.pipeline)
+    host = make_host(args)
+    return pf, Pipeline.from_host(host, pf.stages, pf.tags, pf.targets)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    pf, pipeline = load(args)
+    dag = pipeline.dag(pf.artifacts)
+    if args.format == "json":
+        from stagekit.dag import describe
+
+        print(json.dumps(describe(dag, pipeline.origins), indent=2))
+    elif args.format == "dot":
+        print(render.dot(dag))
+    else:
+        print(render.mermaid(dag))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    pf, pipeline = load(args)
+    problems = pipeline.check(pf.artifacts, pf.contracts)
+    if problems:
+        print(f"{args.pipeline}: {len(problems)} problem(s)", file=sys.stderr)
+        for p in problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 1
+    print(f"{args.pipeline}: OK ({len(pipeline.stages)} stages)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from stagekit.cli.progress import Progress
+
+    pf, pipeline = load(args)
+    artifacts = dict(pf.artifacts)
+    if args.snapshot:
+        artifacts.update(snapshot_inputs(args))
+    progress = Progress(sys.stderr, enabled=not args.no_progress and not args.json and sys.stderr.isatty())
+    pipeline.host.manager.register(progress, name="stagekit.cli.progress")
+    from stagekit.errors import StagekitError
+
+    try:
+        result = pipeline.run(
+            artifacts, executor=args.executor or pf.executor, workers=args.workers or pf.workers,
+            contracts=args.contracts or pf.contracts, stage_contracts=pf.stage_contracts, params=pf.params,
+            executor_options=pf.executor_options, snapshot=args.snapshot,
+        )
+    except StagekitError as exc:
+        progress.close()
+        partial = getattr(exc, "result", None)
+        if args.json and partial is not None:
+            print(json.dumps(partial.summary(), indent=2))
+        raise
+    progress.close()
+    if args.snapshot:
+        record_run(args, result)
+    if args.json:
+        print(json.dumps(result.summary(), indent=2))
+    else:
+        print(render.run_summary(result))
+    return 0
+
+
+def snapshot_inputs(args: argparse.Namespace) -> dict[str, Any]:
+    from stagekit.workspace import Workspace
+
+    ws = Workspace.locate(args.workspace)
+    root = ws.checkout(args.snapshot)
+    return {"snapshot": root, "snapshot_name": args.snapshot}
+
+
+def record_run(args: argparse.Namespace, result: Any) -> None:
+    from stagekit.workspace import Workspace
+
+    ws = Workspace.locate(args.workspace)
+    ws.record_run(result.run_id, {**result.summary(), "pipeline": str(args.pipeline), "snapshot": args.snapshot})

@@ -1,0 +1,72 @@
+"""Plain-text rendering for the CLI: tables, graphs, run summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from stagekit.dag import INITIAL, Dag
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _edges(dag: Dag) -> list[tuple[str, str, str]]:
+    """(from, to, label): artifact edges labelled by artifact, ``after`` edges unlabelled."""
+    out: list[tuple[str, str, str]] = []
+    labelled: set[tuple[str, str]] = set()
+    for artifact, role in sorted(dag.roles.items()):
+        for consumer in role.updaters + role.readers:
+            producers = [role.creator] if consumer in role.updaters else role.writers
+            for p in producers:
+                if p is None or p == consumer:
+                    continue
+                out.append((p or "inputs", consumer, artifact))
+                labelled.add((p, consumer))
+    for src, dst in dag.edges():
+        if (src, dst) not in labelled:
+            out.append((src, dst, ""))
+    return out
+
+
+def _id(name: str) -> str:
+    return "n_" + "".join(c if c.isalnum() else "_" for c in name) if name != "inputs" else "inputs"
+
+
+def mermaid(dag: Dag) -> str:
+    lines = ["flowchart LR"]
+    if dag.initial:
+        lines.append('  inputs(["inputs"])')
+    for name in dag.order:
+        lines.append(f'  {_id(name)}["{name}"]')
+    for src, dst, label in _edges(dag):
+        arrow = f"-- {label} -->" if label else "-.->"
+        lines.append(f"  {_id(src)} {arrow} {_id(dst)}")
+    return "\n".join(lines)
+
+
+def dot(dag: Dag) -> str:
+    lines = ["digraph pipeline {", "  rankdir=LR;", "  node [shape=box];"]
+    if dag.initial:
+        lines.append('  "inputs" [shape=ellipse];')
+    for name in dag.order:
+        lines.append(f'  "{name}";')
+    for src, dst, label in _edges(dag):
+        attrs = f' [label="{label}"]' if label else " [style=dashed]"
+        lines.append(f'  "{src}" -> "{dst}"{attrs};')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def run_summary(result: Any) -> str:
+    rows = [[r.name, r.plugin or "-", r.status, f"{r.duration * 1000:.1f} ms",
+             ", ".join(r.provided) or "-"] for r in result.stages.values()]
+    head = table(["stage", "plugin", "status", "time", "provided"], rows)
+    ok = sum(r.status == "ok" for r in result.stages.values())
+    return (f"{head}\n\nrun {result.run_id}: {ok}/{len(result.stages)} stages ok in {result.duration:.2f} s "
+            f"({result.executor}); artifacts: {', '.join(a for a in sorted(result.artifacts) if a != INITIAL)}")

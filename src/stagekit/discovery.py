@@ -1,0 +1,90 @@
+"""Find plugins through entry points, without importing them.
+
+Every distribution on ``sys.path`` is scanned (not only the first of each name), so that the same
+distribution installed twice is reported instead of silently shadowed. The order is deterministic:
+entry-point name, then distribution name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class FoundEntryPoint:
+    name: str
+    value: str
+    distribution: str
+    version: str
+    location: str
+    shadowed: tuple[str, ...]
+    load: Callable[[], Any] = attrs.field(eq=False, repr=False)
+
+
+def _metadata() -> Any:
+    import importlib_metadata
+
+    return importlib_metadata
+
+
+def _location(dist: Any) -> str:
+    path = getattr(dist, "_path", None)
+    return str(path.parent) if path is not None else "?"
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def find_entry_points(group: str) -> list[FoundEntryPoint]:
+    md = _metadata()
+    first: dict[str, Any] = {}
+    shadows: dict[str, list[str]] = {}
+    for dist in md.distributions():
+        name = dist.metadata["Name"]
+        if not name:
+            continue
+        key = _norm(name)
+        if key in first:
+            shadows.setdefault(key, []).append(_location(dist))
+        else:
+            first[key] = dist
+    found = []
+    for key, dist in first.items():
+        for ep in dist.entry_points.select(group=group):
+            found.append(FoundEntryPoint(
+                name=ep.name, value=ep.value, distribution=dist.metadata["Name"], version=dist.version,
+                location=_location(dist), shadowed=tuple(shadows.get(key, ())), load=ep.load,
+            ))
+    found.sort(key=lambda e: (e.name, _norm(e.distribution)))
+    return found
+
+
+@cache
+def required_stagekit(distribution: str | None) -> str | None:
+    """The version specifier a distribution puts on ``stagekit``, or None if it puts none."""
+    if not distribution:
+        return None
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    md = _metadata()
+    try:
+        requires = md.distribution(distribution).requires or []
+    except md.PackageNotFoundError:
+        return None
+    for line in requires:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if _norm(req.name) != "stagekit":
+            continue
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        return str(req.specifier)
+    return None

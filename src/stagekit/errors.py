@@ -1,0 +1,161 @@
+"""Every exception stagekit raises.
+
+One base, :class:`StagekitError`. Each error also subclasses the builtin it refines (``ValueError``,
+``TypeError``, ``RuntimeError``) so existing ``except`` clauses keep working, and carries the offending
+objects as attributes, not only as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class StagekitError(Exception):
+    """Base of every error stagekit raises on purpose."""
+
+
+# --- plugins and registration ------------------------------------------------------------------------
+
+
+class PluginError(StagekitError, RuntimeError):
+    """A plugin failed to load, to validate or to register (fatal only in strict mode)."""
+
+    def __init__(self, message: str, *, plugin: str | None = None, distribution: str | None = None) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+        self.distribution = distribution
+
+
+class PluginConfigError(StagekitError, ValueError):
+    """The plugin controls (allow list, block list, environment) name something that does not exist."""
+
+
+class RegistrationError(StagekitError, ValueError):
+    """Two plugins registered the same thing (a stage name, a merge for one type, an executor name)."""
+
+
+class StageDefinitionError(StagekitError, TypeError):
+    """A stage is declared wrongly (bad names, a signature that cannot take its artifacts...)."""
+
+
+# --- pipelines ---------------------------------------------------------------------------------------
+
+
+class PipelineError(StagekitError, ValueError):
+    """A pipeline cannot be built. ``problems`` lists every problem found, not only the first."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: list[str] = list(problems) or [message]
+
+
+class CycleError(PipelineError):
+    """The stages' declarations form a cycle. ``cycle`` is the path of stage names."""
+
+    def __init__(self, message: str, cycle: Sequence[str]) -> None:
+        super().__init__(message)
+        self.cycle = list(cycle)
+
+
+class PipelineFileError(StagekitError, ValueError):
+    """A pipeline file is unreadable, has an unknown key or a value of the wrong type."""
+
+
+# --- running -----------------------------------------------------------------------------------------
+
+
+class StageError(StagekitError, RuntimeError):
+    """A stage failed while running.
+
+    ``stage`` is the stage's name, ``plugin`` who registered it, ``original`` the exception it raised and
+    ``result`` the partial :class:`~stagekit.runner.RunResult`: everything produced before the failure.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: str,
+        plugin: str | None = None,
+        original: BaseException | None = None,
+        result: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.plugin = plugin
+        self.original = original
+        self.result = result
+
+
+class RunInterrupted(StagekitError, KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C). ``result`` keeps what completed."""
+
+    def __init__(self, message: str, *, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class ExecutorError(StagekitError, RuntimeError):
+    """An executor is unknown, misconfigured, or lost a worker."""
+
+
+class MergeConflictError(StagekitError, ValueError):
+    """Branches changed the same artifact in ways its merge cannot combine.
+
+    A merge function raises it with only a reason; the runner fills in ``join``, ``artifact`` and
+    ``branches`` (the stages that changed the artifact) before it reaches the user.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        join: str | None = None,
+        artifact: str | None = None,
+        branches: Sequence[str] = (),
+        path: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.reason = message
+        self.join = join
+        self.artifact = artifact
+        self.branches = list(branches)
+        # where inside the value the conflict is: keys, fields or columns, outermost first
+        self.path = list(path)
+
+    def at(self, key: str) -> MergeConflictError:
+        """The same conflict, one level further out (a merge of a container adds the key it was merging)."""
+        err = MergeConflictError(self.reason, join=self.join, artifact=self.artifact,
+                                 branches=self.branches, path=[key, *self.path])
+        return err
+
+    def __str__(self) -> str:
+        where = f"artifact {self.artifact!r}" if self.artifact else "value"
+        if self.path:
+            where += " at " + ".".join(str(p) for p in self.path)
+        parts = [f"merge conflict in {where}"]
+        if self.join:
+            parts.append(f"where branches join at {self.join!r}")
+        if self.branches:
+            parts.append("changed by " + ", ".join(repr(b) for b in self.branches))
+        return " ".join(parts) + f": {self.reason}"
+
+
+class ContractError(StagekitError, ValueError):
+    """An artifact broke a stage's contract (schema) at a boundary, or two stages' contracts disagree."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: str | None = None,
+        artifact: str | None = None,
+        boundary: str | None = None,
+        failures: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.artifact = artifact
+        self.boundary = boundary  # "input" or "output"
+        self.failures = failures

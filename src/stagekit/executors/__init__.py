@@ -1,0 +1,1 @@
+"""Executors run ready stages. The built-in ones register through ``stagekit_register_executors``."""

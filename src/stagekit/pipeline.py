@@ -1,0 +1,127 @@
+"""A pipeline: a selection of stages, validated as a DAG before anything runs, and run over an executor."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from stagekit.dag import Dag, build_dag
+from stagekit.errors import ExecutorError, PipelineError
+from stagekit.registry import Provenance, unknown_name
+from stagekit.runner import RunInfo, RunOptions, RunResult, run_dag
+from stagekit.stage import CONTRACT_MODES, Stage
+
+if TYPE_CHECKING:
+    from stagekit.plugins import Host
+
+
+class Pipeline:
+    """A selection of stages. ``Pipeline(stages).run(artifacts={...})`` runs them.
+
+    Without a ``host`` the pipeline uses one of its own holding only stagekit's built-in plugins (no entry
+    points), so a pipeline built in code never picks up whatever happens to be installed.
+    """
+
+    def __init__(self, stages: Iterable[Stage], *, host: Host | None = None) -> None:
+        self.stages = list(stages)
+        self._host = host
+
+    @classmethod
+    def from_host(
+        cls,
+        host: Host,
+        names: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        targets: Iterable[str] = (),
+    ) -> Pipeline:
+        """Stages from a host's registry by names, tags, or targets with everything upstream."""
+        return cls(host.registry.select(names, tags, targets), host=host)
+
+    @property
+    def host(self) -> Host:
+        if self._host is None:
+            from stagekit.plugins import Host
+
+            self._host = Host(autoload=False, env={})
+        return self._host
+
+    @property
+    def origins(self) -> dict[str, Provenance]:
+        registry = self._host.registry if self._host is not None else None
+        if registry is None:
+            return {}
+        return {s.name: registry.stage_origins[s.name] for s in self.stages if s.name in registry.stage_origins}
+
+    def dag(self, initial: Iterable[str] = ()) -> Dag:
+        """Build and validate the DAG given the names of the initial artifacts."""
+        origins = self.origins
+
+        def origin(name: str) -> str:
+            o = origins.get(name)
+            return f" (from {o})" if o else ""
+
+        return build_dag(self.stages, initial, origin)
+
+    def check(self, initial: Iterable[str] = (), contracts: str = "strict") -> list[str]:
+        """Every problem static validation finds (the DAG, merges, contracts); empty if none."""
+        try:
+            dag = self.dag(initial)
+        except PipelineError as exc:
+            return exc.problems
+        from stagekit.checks import static_problems
+
+        return static_problems(dag, self.host, contracts)
+
+    def run(
+        self,
+        artifacts: Mapping[str, Any] | None = None,
+        *,
+        executor: str = "sequential",
+        workers: int | None = None,
+        contracts: str = "strict",
+        stage_contracts: Mapping[str, str] | None = None,
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+        executor_options: Mapping[str, Any] | None = None,
+        snapshot: str | None = None,
+    ) -> RunResult:
+        """Run every stage once, in dependency order; return the artifacts and per-stage records.
+
+        ``params`` overrides stage params per stage name. A failing stage raises :class:`StageError` (or the
+        stagekit error it raised, e.g. a ``ContractError``) carrying the partial result.
+        """
+        artifacts = dict(artifacts or {})
+        if contracts not in CONTRACT_MODES:
+            raise PipelineError(f"contracts must be one of {', '.join(CONTRACT_MODES)}, not {contracts!r}")
+        dag = self.dag(artifacts)
+        host = self.host
+        checker = None
+        if contracts != "off":
+            from stagekit.checks import contract_checker, refuse_incompatible
+
+            refuse_incompatible(dag, host)
+            checker = contract_checker(dag, host, contracts, stage_contracts or {})
+        unknown = [n for n in (params or {}) if n not in dag.stages]
+        if unknown:
+            raise PipelineError(unknown_name("stage", unknown[0], dag.stages) + " in params")
+        ex = make_executor(host, executor, workers, dict(executor_options or {}))
+        table = host.registry.merge_table
+        info = RunInfo(uuid.uuid4().hex[:12], tuple(dag.order), executor, workers, contracts, snapshot)
+        opts = RunOptions(executor=ex, merge=table.merge, hook=host.hook, checker=checker,
+                          params=params or {}, origins=self.origins, info=info)
+        return run_dag(dag, artifacts, opts)
+
+
+def make_executor(host: Host, name: str, workers: int | None, options: dict[str, Any]) -> Any:
+    factories = host.registry.executors
+    if name not in factories:
+        raise ExecutorError(
+            unknown_name("executor", name, factories) + f"; available: {', '.join(sorted(factories))}"
+            + (" (the 'ray' executor comes with: pip install stagekit-ray)" if name == "ray" else "")
+        )
+    if workers is not None and workers < 1:
+        raise ExecutorError(f"workers must be at least 1, not {workers}")
+    try:
+        return factories[name](workers=workers, host=host.spec(), **options)
+    except TypeError as exc:
+        raise ExecutorError(f"executor {name!r} ({host.registry.executor_origins[name]}): {exc}") from exc

@@ -1,0 +1,116 @@
+"""Pipeline files (TOML): which stages, the initial artifacts and params, and how to run them.
+
+```toml
+[pipeline]
+stages = ["read", "clean"]      # stage names; and/or
+tags = ["dataops"]              # every stage with one of these tags; and/or
+targets = ["report"]            # these stages and everything upstream (no selector: every stage)
+executor = "thread"             # sequential | thread | process | any registered executor
+workers = 4
+contracts = "strict"            # strict | warn | off
+
+[artifacts]                     # initial artifacts
+raw_dir = "data/raw"
+
+[params.clean]                  # params for one stage, by stage name
+window = 20
+
+[contracts]                     # per-stage contract modes
+clean = "warn"
+
+[executor_options]              # passed to the executor (e.g. a Ray address)
+```
+Unknown keys and wrong types are errors that name the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from stagekit.errors import PipelineFileError
+from stagekit.stage import CONTRACT_MODES
+
+_TOP = {"pipeline", "artifacts", "params", "contracts", "executor_options"}
+_PIPELINE: dict[str, type | tuple[type, ...]] = {
+    "name": str, "description": str, "stages": list, "tags": list, "targets": list, "executor": str,
+    "workers": int, "contracts": str,
+}
+
+
+@attrs.frozen
+class PipelineFile:
+    path: Path
+    name: str
+    stages: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    executor: str = "sequential"
+    workers: int | None = None
+    contracts: str = "strict"
+    artifacts: Mapping[str, Any] = attrs.field(factory=dict)
+    params: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    stage_contracts: Mapping[str, str] = attrs.field(factory=dict)
+    executor_options: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def load_pipeline_file(path: str | Path) -> PipelineFile:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineFileError(f"pipeline file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PipelineFileError(f"cannot read pipeline file {str(path)!r}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PipelineFileError(f"{path}: invalid TOML: {exc}") from None
+    return parse_pipeline(data, path)
+
+
+def parse_pipeline(data: Mapping[str, Any], path: Path) -> PipelineFile:
+    def fail(key: str, message: str) -> PipelineFileError:
+        return PipelineFileError(f"{path}: key {key!r}: {message}")
+
+    for key in data:
+        if key not in _TOP:
+            raise fail(key, f"unknown top-level key (expected one of {', '.join(sorted(_TOP))})")
+        if not isinstance(data[key], dict):
+            raise fail(key, f"must be a table, not {type(data[key]).__name__}")
+    section = data.get("pipeline", {})
+    for key, value in section.items():
+        if key not in _PIPELINE:
+            raise fail(f"pipeline.{key}", f"unknown key (expected one of {', '.join(sorted(_PIPELINE))})")
+        wanted = _PIPELINE[key]
+        if not isinstance(value, wanted) or isinstance(value, bool):
+            raise fail(f"pipeline.{key}", f"must be {_kind(wanted)}, not {type(value).__name__}")
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            raise fail(f"pipeline.{key}", "must be a list of strings")
+    mode = section.get("contracts", "strict")
+    if mode not in CONTRACT_MODES:
+        raise fail("pipeline.contracts", f"must be one of {', '.join(CONTRACT_MODES)}, not {mode!r}")
+    if "workers" in section and section["workers"] < 1:
+        raise fail("pipeline.workers", f"must be at least 1, not {section['workers']}")
+    params = data.get("params", {})
+    for stage_name, value in params.items():
+        if not isinstance(value, dict):
+            raise fail(f"params.{stage_name}", f"must be a table of params, not {type(value).__name__}")
+    stage_contracts = data.get("contracts", {})
+    for stage_name, value in stage_contracts.items():
+        if value not in CONTRACT_MODES:
+            raise fail(f"contracts.{stage_name}", f"must be one of {', '.join(CONTRACT_MODES)}, not {value!r}")
+    return PipelineFile(
+        path=path, name=section.get("name", path.stem), stages=tuple(section.get("stages", ())),
+        tags=tuple(section.get("tags", ())), targets=tuple(section.get("targets", ())),
+        executor=section.get("executor", "sequential"), workers=section.get("workers"), contracts=mode,
+        artifacts=dict(data.get("artifacts", {})), params=params, stage_contracts=dict(stage_contracts),
+        executor_options=dict(data.get("executor_options", {})),
+    )
+
+
+def _kind(wanted: type | tuple[type, ...]) -> str:
+    return {str: "a string", list: "a list", int: "an integer"}.get(wanted if isinstance(wanted, type) else str,
+                                                                     str(wanted))

@@ -1,0 +1,273 @@
+"""The Stage record and the ``@stage`` decorator.
+
+A stage is a frozen record: a callable plus the artifacts it requires and provides. The callable may be
+named lazily as ``"module:attr"`` so that registering a stage imports nothing heavy; it is imported the first
+time the stage runs. A stage pickles *by reference* (its callable travels as ``"module:qualname"``), so a
+process or cluster executor can ship it without shipping code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, overload
+
+import attrs
+
+from stagekit.errors import StageDefinitionError
+
+ContractMode = Literal["strict", "warn", "off"]
+CONTRACT_MODES: tuple[str, ...] = ("strict", "warn", "off")
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+def _names(value: Iterable[str] | str | None, what: str, stage: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        raise StageDefinitionError(
+            f"stage {stage!r}: {what} must be a list of names, not the string {value!r} "
+            f"(did you mean [{value!r}]?)"
+        )
+    names = tuple(value)
+    for n in names:
+        if not isinstance(n, str) or not _NAME.match(n):
+            raise StageDefinitionError(f"stage {stage!r}: {what} has an invalid name {n!r}")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise StageDefinitionError(f"stage {stage!r}: {what} lists {', '.join(map(repr, dupes))} twice")
+    return names
+
+
+def resolve_reference(ref: str) -> Any:
+    """Import ``"package.module:attr.sub"`` and return the object it names."""
+    module_name, sep, qualname = ref.partition(":")
+    if not sep or not module_name or not qualname:
+        raise StageDefinitionError(f"invalid reference {ref!r}: expected 'module:attribute'")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _reference_of(func: Callable[..., Any]) -> str | None:
+    """``"module:qualname"`` if ``func`` can be imported back by that name, else None."""
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        return None
+    return f"{module}:{qualname}"
+
+
+@attrs.frozen(hash=False)
+class Stage:
+    """A named unit of work. Build one with :func:`stage`; treat it as immutable."""
+
+    name: str
+    func: Callable[..., Any] | str = attrs.field(repr=False)
+    requires: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    params: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    inputs: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    outputs: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    contracts: ContractMode | None = None
+    types: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    _resolved: list[Callable[..., Any]] = attrs.field(factory=list, init=False, eq=False, repr=False)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    @property
+    def callable(self) -> Callable[..., Any]:
+        """The function to call, importing a lazy ``"module:attr"`` reference the first time."""
+        if self._resolved:
+            return self._resolved[0]
+        func = self.func
+        if isinstance(func, str):
+            try:
+                target = resolve_reference(func)
+            except StageDefinitionError:
+                raise
+            except Exception as exc:
+                raise StageDefinitionError(f"stage {self.name!r}: cannot import {func!r}: {exc}") from exc
+            func = target.callable if isinstance(target, Stage) else target
+            if not callable(func):
+                raise StageDefinitionError(f"stage {self.name!r}: {self.func!r} is not callable")
+        self._resolved.append(func)
+        return func
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the stage's function directly (handy in tests: ``compute_returns(prices=df)``)."""
+        return self.callable(*args, **kwargs)
+
+    def evolve(self, **changes: Any) -> Stage:
+        """A copy with some fields changed (``name=``, ``params=``...), validated like a new stage."""
+        return stage(self.func, **{**_fields_of(self), **changes})
+
+    def outputs_from(self, returned: Any) -> dict[str, Any]:
+        """Turn what the function returned into ``{artifact: value}`` for the provided artifacts."""
+        provides = self.provides
+        if len(provides) == 1:
+            return {provides[0]: returned}
+        if not provides:
+            if returned is not None:
+                raise TypeError(f"stage {self.name!r} provides nothing but returned {type(returned).__name__}")
+            return {}
+        if not isinstance(returned, Mapping):
+            raise TypeError(
+                f"stage {self.name!r} provides {list(provides)} and must return a mapping with those keys, "
+                f"not {type(returned).__name__}"
+            )
+        missing = [p for p in provides if p not in returned]
+        extra = [k for k in returned if k not in provides]
+        if missing or extra:
+            detail = []
+            if missing:
+                detail.append(f"missing {missing}")
+            if extra:
+                detail.append(f"undeclared {extra}")
+            raise TypeError(f"stage {self.name!r} returned a mapping with {' and '.join(detail)}")
+        return {p: returned[p] for p in provides}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Ship the callable by reference so that workers import it instead of unpickling code.
+        fields = _fields_of(self)
+        if not isinstance(self.func, str):
+            ref = _reference_of(self.func)
+            if ref is not None:
+                fields["func"] = ref
+        return (_rebuild, (fields,))
+
+
+def _fields_of(s: Stage) -> dict[str, Any]:
+    return {
+        "name": s.name, "func": s.func, "requires": s.requires, "provides": s.provides, "after": s.after,
+        "tags": s.tags, "description": s.description, "params": dict(s.params), "inputs": dict(s.inputs),
+        "outputs": dict(s.outputs), "contracts": s.contracts, "types": dict(s.types),
+    }
+
+
+def _rebuild(fields: dict[str, Any]) -> Stage:
+    return Stage(**fields)
+
+
+def _check_signature(name: str, func: Callable[..., Any], wanted: Iterable[str]) -> None:
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):  # builtins without a signature: trust them
+        return
+    params = sig.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    missing = [w for w in wanted if w not in accepted]
+    if missing:
+        raise StageDefinitionError(
+            f"stage {name!r}: its function {getattr(func, '__qualname__', func)!r} does not accept "
+            f"{', '.join(map(repr, missing))} as keyword argument(s); required artifacts and params are "
+            "passed by keyword"
+        )
+    required = [
+        n for n, p in params.items()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in wanted
+    ]
+    if required:
+        raise StageDefinitionError(
+            f"stage {name!r}: its function needs {', '.join(map(repr, required))}, which is neither a "
+            "required artifact nor a param"
+        )
+
+
+@overload
+def stage(func: Callable[..., Any] | str, /, **options: Any) -> Stage: ...
+@overload
+def stage(func: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Stage]: ...
+
+
+def stage(
+    func: Callable[..., Any] | str | None = None,
+    /,
+    *,
+    name: str | None = None,
+    requires: Iterable[str] = (),
+    provides: Iterable[str] = (),
+    after: Iterable[str] = (),
+    tags: Iterable[str] = (),
+    description: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, Any] | None = None,
+    contracts: ContractMode | None = None,
+    types: Mapping[str, Any] | None = None,
+) -> Stage | Callable[[Callable[..., Any]], Stage]:
+    """Declare a stage, as a decorator or a call.
+
+    ``@stage(requires=["prices"], provides=["returns"])`` on a function, or
+    ``stage("my_pkg.heavy:compute", requires=[...], provides=[...])`` to import lazily.
+    Required artifacts and ``params`` arrive as keyword arguments. One provided artifact: return its value;
+    several: return a mapping of them.
+    """
+    options: dict[str, Any] = {
+        "name": name, "requires": requires, "provides": provides, "after": after, "tags": tags,
+        "description": description, "params": params, "inputs": inputs, "outputs": outputs,
+        "contracts": contracts, "types": types,
+    }
+    if func is None:
+        return lambda f: _make(f, options)
+    return _make(func, options)
+
+
+def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
+    if isinstance(func, Stage):
+        func = func.func
+    if isinstance(func, str):
+        default_name = func.rpartition(":")[2].rpartition(".")[2]
+        if ":" not in func:
+            raise StageDefinitionError(f"lazy stage reference {func!r} must look like 'module:attr'")
+    elif callable(func):
+        default_name = getattr(func, "__name__", "")
+    else:
+        raise StageDefinitionError(f"a stage needs a function or a 'module:attr' reference, not {func!r}")
+    name = options["name"] or default_name
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise StageDefinitionError(f"invalid stage name {name!r}")
+    requires = _names(options["requires"], "requires", name)
+    provides = _names(options["provides"], "provides", name)
+    after = _names(options["after"], "after", name)
+    tags = _names(options["tags"], "tags", name)
+    if name in after:
+        raise StageDefinitionError(f"stage {name!r} lists itself in after")
+    params = dict(options["params"] or {})
+    clash = sorted(set(params) & set(requires))
+    if clash:
+        raise StageDefinitionError(f"stage {name!r}: {clash} is both a param and a required artifact")
+    inputs, outputs = dict(options["inputs"] or {}), dict(options["outputs"] or {})
+    _keys_within(name, "inputs", inputs, requires, "requires")
+    _keys_within(name, "outputs", outputs, provides, "provides")
+    types = dict(options["types"] or {})
+    _keys_within(name, "types", types, requires + provides, "requires or provides")
+    contracts = options["contracts"]
+    if contracts is not None and contracts not in CONTRACT_MODES:
+        raise StageDefinitionError(f"stage {name!r}: contracts must be one of {CONTRACT_MODES}, not {contracts!r}")
+    if callable(func):
+        _check_signature(name, func, list(requires) + list(params))
+    description = options["description"]
+    if description is None:
+        description = "" if isinstance(func, str) else (inspect.getdoc(func) or "").split("\n\n")[0]
+    return Stage(
+        name=name, func=func, requires=requires, provides=provides, after=after, tags=tags,
+        description=description, params=params, inputs=inputs, outputs=outputs, contracts=contracts,
+        types=types,
+    )
+
+
+def _keys_within(name: str, what: str, mapping: Mapping[str, Any], allowed: tuple[str, ...], label: str) -> None:
+    stray = sorted(k for k in mapping if k not in allowed)
+    if stray:
+        raise StageDefinitionError(f"stage {name!r}: {what} names {stray}, which are not in its {label}")
