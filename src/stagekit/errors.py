@@ -133,7 +133,7 @@ class MergeConflictError(StagekitError, ValueError):
     def __str__(self) -> str:
         where = f"artifact {self.artifact!r}" if self.artifact else "value"
         if self.path:
-            where += " at " + ".".join(str(p) for p in self.path)
+            where += " at " + " -> ".join(repr(p) for p in self.path)
         parts = [f"merge conflict in {where}"]
         if self.join:
             parts.append(f"where branches join at {self.join!r}")

@@ -116,9 +116,8 @@ class _Run:
         if key not in self.merged:
             base = self.value(artifact, version.base, join)
             branches = [self.value(artifact, w, join) for w in version.writers]
-            materialize = self.opts.executor.materialize
             try:
-                self.merged[key] = self.opts.merge(materialize(base), [materialize(b) for b in branches])
+                self.merged[key] = self.opts.executor.run_merge(self.opts.merge, base, branches)
             except MergeConflictError as exc:
                 exc.join, exc.artifact, exc.branches = join, artifact, list(version.writers)
                 raise
@@ -180,21 +179,22 @@ class _Run:
                         waiting[nxt] -= 1
                         if not waiting[nxt]:
                             ready.append(nxt)
-        records = self.records
-        if len(records) < len(self.dag.order):  # keep the records in the DAG's order, cancelled included
-            self.records = {n: records.get(n) or StageRecord(n, self.plugin_of(n), "cancelled")
-                            for n in self.dag.order}
 
     def plugin_of(self, name: str) -> str | None:
         origin = self.opts.origins.get(name)
         return origin.plugin if origin is not None else None
 
     def result(self, started: float) -> RunResult:
-        done = {n for n, r in self.records.items() if r.status == "ok"}
+        records = self.records
+        if len(records) < len(self.dag.order):  # keep the records in the DAG's order, cancelled included
+            self.records = records = {n: records.get(n) or StageRecord(n, self.plugin_of(n), "cancelled")
+                                      for n in self.dag.order}
+        done = {n for n, r in records.items() if r.status == "ok"}
+        complete = len(done) == len(records)
         artifacts: dict[str, Any] = {}
         materialize = self.opts.executor.materialize
         for artifact in self.dag.roles:
-            version = self.plan.final(artifact, None if self.failure is None else done)
+            version = self.plan.final(artifact, None if complete else done)
             if version is None:
                 continue
             try:

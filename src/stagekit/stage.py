@@ -108,7 +108,8 @@ class Stage:
 
     def evolve(self, **changes: Any) -> Stage:
         """A copy with some fields changed (``name=``, ``params=``...), validated like a new stage."""
-        return stage(self.func, **{**_fields_of(self), **changes})
+        fields = {**_fields_of(self), **changes}
+        return stage(fields.pop("func"), **fields)
 
     def outputs_from(self, returned: Any) -> dict[str, Any]:
         """Turn what the function returned into ``{artifact: value}`` for the provided artifacts."""

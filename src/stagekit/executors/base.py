@@ -8,6 +8,7 @@ looks at which executor it has.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
@@ -68,6 +69,13 @@ class Executor(Protocol):
     def materialize(self, value: Any) -> Any:
         """Bring a value this executor produced into the driver (identity for in-process executors)."""
 
+    def run_merge(self, merge: Callable[[Any, list[Any]], Any], base: Any, branches: list[Any]) -> Any:
+        """Merge branch values where they join; may run remotely and return a handle (a Ray ObjectRef).
+
+        A :class:`~stagekit.errors.MergeConflictError` must reach the runner from here (not later), so that
+        it can name the join, the artifact and the branches.
+        """
+
     def shutdown(self, *, cancel: bool) -> None:
         """Release workers; with ``cancel``, drop what has not started and stop promptly."""
 
@@ -79,3 +87,6 @@ class LocalExecutor:
 
     def materialize(self, value: Any) -> Any:
         return value
+
+    def run_merge(self, merge: Callable[[Any, list[Any]], Any], base: Any, branches: list[Any]) -> Any:
+        return merge(base, branches)

@@ -147,7 +147,8 @@ class ProcessExecutor(LocalExecutor):
             also = f" (also in flight: {', '.join(others)})" if others else ""
             return Outcome(name, None, ExecutorError(
                 f"the worker process running stage {name!r} died unexpectedly (killed, os._exit or a crash)"
-                + also))
+                + also + "; if this happens at once from a script, guard the run with "
+                "`if __name__ == '__main__':`, as multiprocessing requires"))
         except Exception as exc:
             return Outcome(name, None, exc)
         if outcome.outputs is not None:

@@ -1,0 +1,81 @@
+"""Test helpers for stage-plugin authors, shipped as a pytest plugin (entry point ``pytest11``).
+
+Fixtures:
+
+- ``stagekit_host``: a factory ``stagekit_host(*plugins)`` for an isolated :class:`~stagekit.Host` holding
+  stagekit's built-ins and exactly the plugins given — nothing installed leaks in.
+- ``run_stage``: ``run_stage(stage, **artifacts)`` runs one stage through the real runner (contracts
+  checked) and returns ``{artifact: value}`` of what it provided.
+
+And :func:`check_plugin_conformance` (also as the ``stagekit_conformance`` fixture) checks that an installed
+distribution's entry point loads, registers valid stages and hooks, and declares a stagekit requirement this
+version satisfies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from stagekit.pipeline import Pipeline
+from stagekit.plugins import Host
+from stagekit.stage import Stage
+
+
+def isolated_host(*plugins: object, contracts_builtin: bool = True) -> Host:
+    """A host with the built-ins and exactly ``plugins``: no entry points, no environment controls."""
+    return Host(plugins=plugins, autoload=False, env={}, strict=True, builtins=contracts_builtin)
+
+
+def run_one_stage(stage: Stage, host: Host | None = None, contracts: str = "strict", **artifacts: Any) -> Any:
+    """Run a single stage on the given artifacts; return what it provided, by artifact name."""
+    result = Pipeline([stage], host=host or isolated_host()).run(artifacts, contracts=contracts)
+    return {name: result.artifacts[name] for name in stage.provides}
+
+
+def check_plugin_conformance(distribution: str, group: str = "stagekit") -> list[str]:
+    """Problems with an installed plugin distribution (empty if it conforms).
+
+    Its entry point(s) in ``group`` load, their hook names are all known, registration succeeds and yields
+    at least one stage, executor or merge, and the distribution requires a stagekit version this one
+    satisfies.
+    """
+    from stagekit import discovery
+    from stagekit.plugins import normalize
+
+    problems: list[str] = []
+    entry_points = [e for e in discovery.find_entry_points(group)
+                    if normalize(e.distribution) == normalize(distribution)]
+    if not entry_points:
+        return [f"distribution {distribution!r} has no entry point in group {group!r} (is it installed?)"]
+    if discovery.required_stagekit(entry_points[0].distribution) is None:
+        problems.append(f"distribution {distribution!r} does not declare a requirement on stagekit")
+    names = [e.name for e in entry_points]
+    host = Host(group=group, autoload=True, allow=names, env={}, strict=False)
+    for name in names:
+        record = host.record(name)
+        if record.status != "loaded":
+            problems.append(f"plugin {name!r}: {record.status}: {record.error}")
+            continue
+        registered = (record.stages or [n for n, o in host.registry.executor_origins.items() if o.plugin == name]
+                      or [m for m in host.registry.merges if m[2].plugin == name])
+        if not registered:
+            problems.append(f"plugin {name!r} registered no stage, executor or merge")
+    return problems
+
+
+@pytest.fixture
+def stagekit_host() -> Callable[..., Host]:
+    return isolated_host
+
+
+@pytest.fixture
+def run_stage() -> Callable[..., Any]:
+    return run_one_stage
+
+
+@pytest.fixture
+def stagekit_conformance() -> Callable[..., list[str]]:
+    return check_plugin_conformance
