@@ -114,7 +114,7 @@ class MergeConflictError(StagekitError, ValueError):
         join: str | None = None,
         artifact: str | None = None,
         branches: Sequence[str] = (),
-        path: Sequence[str] = (),
+        path: Sequence[Any] = (),
     ) -> None:
         super().__init__(message)
         self.reason = message
@@ -124,7 +124,7 @@ class MergeConflictError(StagekitError, ValueError):
         # where inside the value the conflict is: keys, fields or columns, outermost first
         self.path = list(path)
 
-    def at(self, key: str) -> MergeConflictError:
+    def at(self, key: Any) -> MergeConflictError:
         """The same conflict, one level further out (a merge of a container adds the key it was merging)."""
         err = MergeConflictError(self.reason, join=self.join, artifact=self.artifact,
                                  branches=self.branches, path=[key, *self.path])

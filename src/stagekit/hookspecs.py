@@ -33,11 +33,14 @@ def stagekit_register_stages(register: Callable[[Stage], None]) -> None:
 
 
 @hookspec
-def stagekit_register_merges(register: Callable[[type, Callable[[Any, list[Any]], Any]], None]) -> None:
+def stagekit_register_merges(register: Callable[[type | str, Callable[[Any, list[Any]], Any]], None]) -> None:
     """Call ``register(value_type, merge)`` for each value type this plugin knows how to merge.
 
-    ``merge(base, branches)`` gets the value before the branches forked (None if absent) and each branch's
-    value in a canonical order, and returns the merged value or raises ``MergeConflictError``.
+    ``value_type`` is a class, or ``"module.QualName"`` to register without importing the type. Dispatch
+    follows the value's MRO, most specific first; one registration per type. ``merge(base, branches)`` gets
+    the value before the branches forked (None if absent) and the values of the branches that changed it, in
+    a canonical order, and returns the merged value or raises ``MergeConflictError``. A type can instead
+    carry a ``__stagekit_merge__(cls, base, branches)`` classmethod (see docs/merging.md).
     """
 
 
