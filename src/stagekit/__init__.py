@@ -54,8 +54,12 @@ __all__ = [
     "__version__",
     "hookimpl",
     "hookspec",
+    "merge_values",
     "stage",
+    "values_equal",
 ]
+
+_LAZY = {"merge_values": "stagekit.merge", "values_equal": "stagekit.merge"}
 
 
 def __getattr__(name: str) -> Any:
@@ -64,4 +68,8 @@ def __getattr__(name: str) -> Any:
         from stagekit._version import version
 
         return version()
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'stagekit' has no attribute {name!r}")
