@@ -43,6 +43,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("new-plugin", help="write an installable stage-plugin package in the current directory")
+    p.add_argument("name", help="the plugin's name, e.g. 'weather' (the package is stagekit-weather)")
+    p.set_defaults(func=cmd_new_plugin)
+
 
 def make_host(args: argparse.Namespace, **extra: Any) -> Host:
     from stagekit.plugins import Host
@@ -146,6 +150,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(result.summary(), indent=2))
     else:
         print(render.run_summary(result))
+    return 0
+
+
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stagekit._version import version
+    from stagekit.scaffold import new_plugin
+
+    root = new_plugin(args.name, Path.cwd(), version())
+    print(f"wrote {root}\nnext: pip install -e {root} && pytest {root}/tests && stagekit stages")
     return 0
 
 
