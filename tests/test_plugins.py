@@ -6,8 +6,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import sample_stages as ss
 
+import sample_stages as ss
 from stagekit import Host, PluginConfigError, PluginError, RegistrationError, hookimpl, stage
 
 
@@ -80,9 +80,15 @@ def test_a_hook_with_a_wrong_signature_is_an_error() -> None:
 
 def test_the_same_stage_name_from_two_plugins_names_both() -> None:
     other = stage(ss.make_dict, name="make", provides=["d2"])
-    with pytest.raises(RegistrationError, match="stage 'make' is registered twice: by plugin 'one' and by plugin 'two'"):
-        Host(plugins=[module("one", stagekit_register_stages=registers(ss.make)),
-                      module("two", stagekit_register_stages=registers(other))], autoload=False, env={})
+    plugins = [module("one", stagekit_register_stages=registers(ss.make)),
+               module("two", stagekit_register_stages=registers(other))]
+    host = Host(plugins=plugins, autoload=False, env={})  # listing plugins still works, and shows the clash
+    clash = "stage 'make' is registered twice: by plugin 'one' and by plugin 'two'"
+    assert clash in (host.record("two").error or "")
+    with pytest.raises(RegistrationError, match=clash):
+        host.registry  # noqa: B018 -- using the stages is refused
+    with pytest.raises(RegistrationError):
+        Host(plugins=plugins, autoload=False, env={}, strict=True)
 
 
 def test_registering_something_that_is_not_a_stage_fails_that_plugin() -> None:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
-import sample_stages as ss
 from hypothesis import given
 from hypothesis import strategies as st
 
+import sample_stages as ss
 from stagekit import (
     ExecutorError,
     Host,
@@ -57,7 +58,7 @@ def host_with(*plugins: object) -> Host:
 def test_run_returns_every_artifact_and_per_stage_records() -> None:
     @stage(requires=["prices"], provides=["returns"])
     def compute_returns(prices: list[float]) -> list[float]:
-        return [b / a - 1 for a, b in zip(prices, prices[1:], strict=False)]
+        return [b / a - 1 for a, b in itertools.pairwise(prices)]
 
     @stage(requires=["returns"], provides=["mean", "n"])
     def stats(returns: list[float]) -> dict[str, Any]:

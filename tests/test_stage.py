@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import pickle
 import re
 from typing import Any
@@ -12,7 +13,7 @@ from stagekit import Stage, StageDefinitionError, hookimpl, stage
 @stage(requires=["prices"], provides=["returns"], tags=["dataops"])
 def compute_returns(prices: list[float]) -> list[float]:
     """Simple returns."""
-    return [b / a - 1 for a, b in zip(prices, prices[1:], strict=False)]
+    return [b / a - 1 for a, b in itertools.pairwise(prices)]
 
 
 @stage(requires=["returns"], provides=["mean", "vol"], after=["compute_returns"], name="stats")

@@ -1,38 +1,49 @@
 """stagekit: a plugin framework for pluggable, parallel, validated data pipelines.
 
-The public API is ``__all__``; everything else is private. Importing stagekit imports neither pandas,
-pandera nor ray.
+The public API is ``__all__``; everything else is private. Names are imported on first use, so that
+``import stagekit`` (and ``stagekit --version``) costs almost nothing and never imports pandas, pandera or ray.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from stagekit.errors import ContractError as ContractError
-from stagekit.errors import CycleError as CycleError
-from stagekit.errors import ExecutorError as ExecutorError
-from stagekit.errors import MergeConflictError as MergeConflictError
-from stagekit.errors import PipelineError as PipelineError
-from stagekit.errors import PipelineFileError as PipelineFileError
-from stagekit.errors import PluginConfigError as PluginConfigError
-from stagekit.errors import PluginError as PluginError
-from stagekit.errors import RegistrationError as RegistrationError
-from stagekit.errors import RunInterrupted as RunInterrupted
-from stagekit.errors import StageDefinitionError as StageDefinitionError
-from stagekit.errors import StageError as StageError
-from stagekit.errors import StagekitError as StagekitError
-from stagekit.hookspecs import hookimpl as hookimpl
-from stagekit.hookspecs import hookspec as hookspec
-from stagekit.pipeline import Pipeline as Pipeline
-from stagekit.plugins import Host as Host
-from stagekit.plugins import PluginRecord as PluginRecord
-from stagekit.registry import Registry as Registry
-from stagekit.runner import RunResult as RunResult
+from stagekit._version import __version__ as __version__
+
+# ``stage`` is imported eagerly: as a lazy name it would be shadowed by the submodule ``stagekit.stage``
+# as soon as anything imported that module (Python sets submodules as package attributes).
 from stagekit.stage import Stage as Stage
 from stagekit.stage import stage as stage
 
+if TYPE_CHECKING:
+    from stagekit.contracts import ContractWarning as ContractWarning
+    from stagekit.errors import ContractError as ContractError
+    from stagekit.errors import CycleError as CycleError
+    from stagekit.errors import ExecutorError as ExecutorError
+    from stagekit.errors import MergeConflictError as MergeConflictError
+    from stagekit.errors import PipelineError as PipelineError
+    from stagekit.errors import PipelineFileError as PipelineFileError
+    from stagekit.errors import PluginConfigError as PluginConfigError
+    from stagekit.errors import PluginError as PluginError
+    from stagekit.errors import RegistrationError as RegistrationError
+    from stagekit.errors import RunInterrupted as RunInterrupted
+    from stagekit.errors import StageDefinitionError as StageDefinitionError
+    from stagekit.errors import StageError as StageError
+    from stagekit.errors import StagekitError as StagekitError
+    from stagekit.hookspecs import hookimpl as hookimpl
+    from stagekit.hookspecs import hookspec as hookspec
+    from stagekit.merge import merge_values as merge_values
+    from stagekit.merge import values_equal as values_equal
+    from stagekit.pipeline import Pipeline as Pipeline
+    from stagekit.plugins import Host as Host
+    from stagekit.plugins import PluginRecord as PluginRecord
+    from stagekit.registry import Registry as Registry
+    from stagekit.runner import RunResult as RunResult
+
 __all__ = [
     "ContractError",
+    "ContractWarning",
     "CycleError",
     "ExecutorError",
     "Host",
@@ -43,8 +54,8 @@ __all__ = [
     "PluginConfigError",
     "PluginError",
     "PluginRecord",
-    "Registry",
     "RegistrationError",
+    "Registry",
     "RunInterrupted",
     "RunResult",
     "Stage",
@@ -59,17 +70,40 @@ __all__ = [
     "values_equal",
 ]
 
-_LAZY = {"merge_values": "stagekit.merge", "values_equal": "stagekit.merge"}
+_LAZY = {
+    "ContractError": "stagekit.errors",
+    "CycleError": "stagekit.errors",
+    "ExecutorError": "stagekit.errors",
+    "MergeConflictError": "stagekit.errors",
+    "PipelineError": "stagekit.errors",
+    "PipelineFileError": "stagekit.errors",
+    "PluginConfigError": "stagekit.errors",
+    "PluginError": "stagekit.errors",
+    "RegistrationError": "stagekit.errors",
+    "RunInterrupted": "stagekit.errors",
+    "StageDefinitionError": "stagekit.errors",
+    "StageError": "stagekit.errors",
+    "StagekitError": "stagekit.errors",
+    "hookimpl": "stagekit.hookspecs",
+    "hookspec": "stagekit.hookspecs",
+    "Pipeline": "stagekit.pipeline",
+    "Host": "stagekit.plugins",
+    "PluginRecord": "stagekit.plugins",
+    "Registry": "stagekit.registry",
+    "RunResult": "stagekit.runner",
+    "merge_values": "stagekit.merge",
+    "values_equal": "stagekit.merge",
+    "ContractWarning": "stagekit.contracts",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The version comes from the installed metadata, looked up only when asked for.
-    if name == "__version__":
-        from stagekit._version import version
-
-        return version()
     if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     raise AttributeError(f"module 'stagekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

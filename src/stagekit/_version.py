@@ -1,16 +1,7 @@
-"""The installed version of stagekit, read from its distribution metadata once."""
+"""The version of stagekit: one static string, read by the build and by ``stagekit --version``."""
 
-from __future__ import annotations
-
-from functools import cache
+__version__ = "0.1.0"
 
 
-@cache
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
-
-    try:
-        return dist_version("stagekit")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0.0.0+unknown"
+    return __version__

@@ -18,10 +18,13 @@ if TYPE_CHECKING:
     from stagekit.plugins import Host
 
 
-def static_problems(dag: Dag, host: Host, contracts: str = "strict") -> list[str]:
+def static_problems(
+    dag: Dag, host: Host, contracts: str = "strict", stage_contracts: Mapping[str, str] | None = None
+) -> list[str]:
     problems = merge_problems(dag, host)
-    if contracts != "off":
-        problems += contract_problems(dag, host)
+    checker = contract_checker(dag, host, contracts, stage_contracts or {})
+    if checker is not None:
+        problems += checker.check_static(dag.producer_edges(), host.hook.stagekit_check_compatible)  # type: ignore[attr-defined]
     return problems
 
 
@@ -74,17 +77,9 @@ def _declared_type(dag: Dag, artifact: str) -> Any:
     return None
 
 
-def contract_problems(dag: Dag, host: Host) -> list[str]:
-    """Producer -> consumer edges whose output and input schemas disagree."""
-    if not any(s.inputs or s.outputs for s in dag.stages.values()):
-        return []
-    from stagekit.contracts import static_problems as compatibility
-
-    return compatibility(dag.producer_edges(), host.hook.stagekit_check_compatible)
-
-
-def refuse_incompatible(dag: Dag, host: Host) -> None:
-    problems = contract_problems(dag, host)
+def refuse_incompatible(dag: Dag, host: Host, checker: Any) -> None:
+    """Refuse a run whose producers and consumers disagree, honouring each consumer's contract mode."""
+    problems = checker.check_static(dag.producer_edges(), host.hook.stagekit_check_compatible)
     if problems:
         raise ContractError(
             "contracts disagree between stages; nothing was run:\n  " + "\n  ".join(problems),
@@ -98,5 +93,7 @@ def contract_checker(dag: Dag, host: Host, mode: str, stage_modes: Mapping[str, 
         return None
     from stagekit.contracts import ContractChecker
 
-    checker: Checker = ContractChecker(host.hook.stagekit_validate_artifact, mode, dict(stage_modes))
+    # warnings travel back on each stage's outcome and are issued in the driver, under every executor
+    checker: Checker = ContractChecker(host.hook.stagekit_validate_artifact, mode, dict(stage_modes),
+                                       emit_warnings=False)
     return checker

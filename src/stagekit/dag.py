@@ -83,10 +83,10 @@ def build_dag(
         for r in role.readers:
             deps[r].extend(role.updaters)
         if role.creator is None and artifact not in initial:
-            for s in role.updaters + role.readers:
+            for needy in role.updaters + role.readers:
                 problems.append(
-                    f"stage {s!r}{origin(s)} requires artifact {artifact!r}, which no selected stage provides "
-                    "and the initial artifacts lack"
+                    f"stage {needy!r}{origin(needy)} requires artifact {artifact!r}, which no selected stage "
+                    "provides and the initial artifacts lack"
                 )
     for name, s in by_name.items():
         for a in s.after:

@@ -7,9 +7,11 @@ entry-point name, then distribution name.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -46,14 +48,15 @@ def find_entry_points(group: str) -> list[FoundEntryPoint]:
     first: dict[str, Any] = {}
     shadows: dict[str, list[str]] = {}
     for dist in md.distributions():
-        name = dist.metadata["Name"]
-        if not name:
+        # the name from the metadata directory's path: reading every METADATA file would cost more
+        raw = getattr(dist, "_normalized_name", None) or dist.metadata["Name"]
+        if not raw:
             continue
-        key = _norm(name)
-        if key in first:
-            shadows.setdefault(key, []).append(_location(dist))
-        else:
+        key = _norm(raw)
+        if key not in first:
             first[key] = dist
+        elif not _same_install(first[key], dist):
+            shadows.setdefault(key, []).append(_location(dist))
     found = []
     for key, dist in first.items():
         for ep in dist.entry_points.select(group=group):
@@ -63,6 +66,28 @@ def find_entry_points(group: str) -> list[FoundEntryPoint]:
             ))
     found.sort(key=lambda e: (e.name, _norm(e.distribution)))
     return found
+
+
+def _editable_source(dist: Any) -> Path | None:
+    """The project directory of an editable install (from its direct_url.json), else None."""
+    try:
+        info = json.loads(dist.read_text("direct_url.json") or "null")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not info.get("dir_info", {}).get("editable"):
+        return None
+    url = str(info.get("url", ""))
+    return Path(url.removeprefix("file://")).resolve() if url.startswith("file://") else None
+
+
+def _same_install(a: Any, b: Any) -> bool:
+    """Whether two metadata directories are one install: an editable install and the ``*.egg-info`` that
+    building it left in its own source tree."""
+    for editable, other in ((a, b), (b, a)):
+        source = _editable_source(editable)
+        if source is not None and Path(_location(other)).resolve().is_relative_to(source):
+            return True
+    return False
 
 
 @cache

@@ -59,11 +59,13 @@ class Pipeline:
 
         def origin(name: str) -> str:
             o = origins.get(name)
-            return f" (from {o})" if o else ""
+            return f" [{o}]" if o else ""
 
         return build_dag(self.stages, initial, origin)
 
-    def check(self, initial: Iterable[str] = (), contracts: str = "strict") -> list[str]:
+    def check(
+        self, initial: Iterable[str] = (), contracts: str = "strict", stage_contracts: Mapping[str, str] | None = None
+    ) -> list[str]:
         """Every problem static validation finds (the DAG, merges, contracts); empty if none."""
         try:
             dag = self.dag(initial)
@@ -71,7 +73,7 @@ class Pipeline:
             return exc.problems
         from stagekit.checks import static_problems
 
-        return static_problems(dag, self.host, contracts)
+        return static_problems(dag, self.host, contracts, stage_contracts or {})
 
     def run(
         self,
@@ -99,8 +101,9 @@ class Pipeline:
         if contracts != "off":
             from stagekit.checks import contract_checker, refuse_incompatible
 
-            refuse_incompatible(dag, host)
             checker = contract_checker(dag, host, contracts, stage_contracts or {})
+            if checker is not None:
+                refuse_incompatible(dag, host, checker)
         unknown = [n for n in (params or {}) if n not in dag.stages]
         if unknown:
             raise PipelineError(unknown_name("stage", unknown[0], dag.stages) + " in params")

@@ -40,6 +40,7 @@ class PluginRecord:
     value: str | None = None  # the entry point's "module:attr"
     stages: list[str] = attrs.field(factory=list)
     shadowed: list[str] = attrs.field(factory=list)  # other locations of the same distribution
+    note: str | None = None  # something to know that is not a failure (e.g. shadowed copies)
     exception: BaseException | None = attrs.field(default=None, repr=False)
 
     @property
@@ -50,7 +51,7 @@ class PluginRecord:
         return {
             "name": self.name, "distribution": self.distribution, "version": self.version,
             "status": self.status, "error": self.error, "stages": list(self.stages),
-            "entry_point": self.value, "shadowed": list(self.shadowed),
+            "entry_point": self.value, "shadowed": list(self.shadowed), "note": self.note,
         }
 
 
@@ -125,7 +126,8 @@ class Host:
         self.manager = _PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self.records: list[PluginRecord] = []
-        self.registry = Registry()
+        self.conflicts: list[str] = []  # registrations two plugins claimed (see ``registry``)
+        self._registry = Registry()
         self._code_plugins = list(plugins)
         self._builtins = builtins
         self._load()
@@ -134,6 +136,14 @@ class Host:
         """How to rebuild this host in a worker process (plugins passed in code as objects are skipped)."""
         modules = tuple(p.__name__ for p in self._code_plugins if isinstance(p, ModuleType))
         return HostSpec(self.group, self.autoload, tuple(self.allow), tuple(self.block), modules, self._builtins)
+
+    @property
+    def registry(self) -> Registry:
+        """Everything the plugins registered. Two plugins claiming one stage or executor name is an error
+        here (and not when listing plugins, so that ``stagekit plugins`` can show who clashes)."""
+        if self.conflicts:
+            raise RegistrationError("; ".join(self.conflicts))
+        return self._registry
 
     @property
     def hook(self) -> Any:
@@ -157,13 +167,13 @@ class Host:
                                    _importer(module)))
         for plugin in self._code_plugins:
             name, obj = plugin if isinstance(plugin, tuple) else (_plugin_name(plugin), plugin)
-            candidates.append((PluginRecord(name, value="<in code>"), lambda obj=obj: obj))
+            candidates.append((PluginRecord(name, value="<in code>"), _given(obj)))
         found = discovery.find_entry_points(self.group)
         self._check_control_names(found, [r.name for r, _ in candidates])
         for ep in found:
             rec = PluginRecord(ep.name, ep.distribution, ep.version, value=ep.value, shadowed=list(ep.shadowed))
             if ep.shadowed:
-                rec.error = f"also installed at {', '.join(ep.shadowed)} (shadowed by {ep.location})"
+                rec.note = f"also installed at {', '.join(ep.shadowed)} (shadowed by {ep.location})"
             candidates.append((rec, ep.load))
         for rec, load in candidates:
             self.records.append(rec)
@@ -201,6 +211,11 @@ class Host:
         if from_entry_point and (refusal := _version_refusal(rec)):
             self._fail(rec, refusal, None)
             return
+        taken = next((r for r in self.records if r is not rec and r.name == rec.name and r.status == "loaded"), None)
+        if taken is not None:
+            self._fail(rec, f"plugin name {rec.name!r} is already taken by {taken.provenance}; block one of them "
+                            "by its distribution name (--disable DIST)", None)
+            return
         try:
             plugin = load()
         except Exception as exc:
@@ -208,8 +223,8 @@ class Host:
             return
         try:
             self.manager.register(plugin, name=rec.name)
-        except Exception as exc:  # pluggy's signature validation, or the same name twice
-            self._fail(rec, f"invalid hook implementation: {exc}", exc)
+        except Exception as exc:  # pluggy's signature validation
+            self._fail(rec, f"invalid hook implementation: {str(exc).splitlines()[0]}", exc)
             return
         unknown = sorted(n for n in _hook_names(plugin) if n not in HOOK_NAMES)
         if unknown:
@@ -219,8 +234,10 @@ class Host:
             self._fail(rec, f"unknown hook(s) {', '.join(hints)}", None)
 
     def _fail(self, rec: PluginRecord, message: str, exc: BaseException | None) -> None:
+        registered = self.manager.get_plugin(rec.name)
         rec.status, rec.error, rec.exception = "failed", message, exc
-        if self.manager.get_plugin(rec.name) is not None:
+        if registered is not None and not any(r is not rec and r.name == rec.name and r.status == "loaded"
+                                              for r in self.records):
             self.manager.unregister(name=rec.name)
         if self.strict:
             where = f" (distribution {rec.distribution} {rec.version})" if rec.distribution else ""
@@ -236,9 +253,9 @@ class Host:
             staged = Registry()
             origin = rec.provenance
             register = {
-                "stagekit_register_stages": lambda s, o=origin: staged.add_stage(s, o),
-                "stagekit_register_merges": lambda t, m, o=origin: staged.add_merge(t, m, o),
-                "stagekit_register_executors": lambda n, f, o=origin: staged.add_executor(n, f, o),
+                "stagekit_register_stages": lambda s, o=origin, r=staged: r.add_stage(s, o),
+                "stagekit_register_merges": lambda t, m, o=origin, r=staged: r.add_merge(t, m, o),
+                "stagekit_register_executors": lambda n, f, o=origin, r=staged: r.add_executor(n, f, o),
             }
             try:
                 for hook_name in _REGISTRATION_HOOKS:
@@ -249,8 +266,18 @@ class Host:
                 detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 self._fail(rec, f"registration failed: {detail}", exc)
                 continue
-            self.registry.extend(staged)  # a clash across plugins is fatal: RegistrationError names both
+            try:
+                self._registry.extend(staged)
+            except RegistrationError as exc:  # two plugins claim one name: both are named
+                self.conflicts.append(str(exc))
+                rec.error = str(exc)
+                if self.strict:
+                    raise
             rec.stages = list(staged.stages)
+
+
+def _given(plugin: object) -> Callable[[], object]:
+    return lambda: plugin
 
 
 def _importer(module: str) -> Callable[[], object]:

@@ -81,7 +81,13 @@ class Registry:
         self._merge_table = None
 
     def extend(self, other: Registry) -> None:
-        """Add everything ``other`` holds, with its provenance (duplicates are errors)."""
+        """Add everything ``other`` holds, with its provenance; a duplicate is an error and adds nothing."""
+        for name in other.stages:
+            if name in self.stages:
+                self.add_stage(other.stages[name], other.stage_origins[name])  # raises, naming both
+        for name in other.executors:
+            if name in self.executors:
+                self.add_executor(name, other.executors[name], other.executor_origins[name])
         for name, st in other.stages.items():
             self.add_stage(st, other.stage_origins[name])
         for name, factory in other.executors.items():

@@ -126,7 +126,7 @@ class _Run:
     def submit(self, name: str) -> None:
         stage = self.dag.stages[name]
         produced = self.produced
-        kwargs = {a: produced[v][a] if v.__class__ is str else self.value(a, v, name)  # type: ignore[index]
+        kwargs = {a: produced[v][a] if v.__class__ is str else self.value(a, v, name)
                   for a, v in self.plan.inputs[name]}
         if name in self.params:
             kwargs.update(self.params[name])
@@ -139,6 +139,7 @@ class _Run:
         record = self.records[name] = StageRecord(name, self.plugin_of(name), "ok", outcome.duration)
         if outcome.warnings:
             record.warnings = outcome.warnings
+            _warn(name, outcome.warnings)
         stage = self.dag.stages[name]
         if outcome.error is not None or outcome.outputs is None:
             record.status, record.error = "failed", outcome.error
@@ -255,7 +256,7 @@ def _failure_error(run: _Run, result: RunResult) -> BaseException:
             exc.stage = name  # type: ignore[attr-defined]
         return exc
     origin = run.opts.origins.get(name or "")
-    where = f" ({origin})" if origin else ""
+    where = f" [{origin}]" if origin else ""
     return StageError(
         f"stage {name!r}{where} failed: {type(exc).__name__}: {exc}",
         stage=name or "?", plugin=plugin, original=exc, result=result,
@@ -267,6 +268,16 @@ def _plugin(origins: Mapping[str, Provenance], name: str | None) -> str | None:
     return origin.plugin if origin else None
 
 
+def _warn(stage: str, found: list[Any]) -> None:
+    """Issue a stage's contract warnings in the driver, whichever executor ran it."""
+    import warnings
+
+    from stagekit.contracts import ContractWarning
+
+    for w in found:
+        warnings.warn(ContractWarning(str(w)), stacklevel=3)
+
+
 def _caller(hook: Any, name: str) -> Callable[..., Any] | None:
     """The hook caller if any plugin implements it: hooks nobody implements cost nothing per stage."""
     if hook is None:
@@ -275,4 +286,4 @@ def _caller(hook: Any, name: str) -> Callable[..., Any] | None:
     return caller if caller.get_hookimpls() else None
 
 
-__all__ = ["RunInfo", "RunResult", "StageRecord", "Stage", "run_dag"]
+__all__ = ["RunInfo", "RunResult", "Stage", "StageRecord", "run_dag"]

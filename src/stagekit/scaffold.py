@@ -16,7 +16,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9]*([-_][a-z0-9]+)*$")
 
 PYPROJECT = """\
 [build-system]
-requires = ["setuptools>=68"]
+requires = ["setuptools>=77"]
 build-backend = "setuptools.build_meta"
 
 [project]

@@ -109,7 +109,8 @@ class Stage:
     def evolve(self, **changes: Any) -> Stage:
         """A copy with some fields changed (``name=``, ``params=``...), validated like a new stage."""
         fields = {**_fields_of(self), **changes}
-        return stage(fields.pop("func"), **fields)
+        changed: Stage = stage(fields.pop("func"), **fields)
+        return changed
 
     def outputs_from(self, returned: Any) -> dict[str, Any]:
         """Turn what the function returned into ``{artifact: value}`` for the provided artifacts."""
@@ -186,9 +187,21 @@ def _check_signature(name: str, func: Callable[..., Any], wanted: Iterable[str])
 
 
 @overload
-def stage(func: Callable[..., Any] | str, /, **options: Any) -> Stage: ...
+def stage(
+    func: Callable[..., Any] | str, /, *, name: str | None = ...,
+    requires: Iterable[str] = ..., provides: Iterable[str] = ..., after: Iterable[str] = ...,
+    tags: Iterable[str] = ..., description: str | None = ..., params: Mapping[str, Any] | None = ...,
+    inputs: Mapping[str, Any] | None = ..., outputs: Mapping[str, Any] | None = ...,
+    contracts: ContractMode | None = ..., types: Mapping[str, Any] | None = ...,
+) -> Stage: ...
 @overload
-def stage(func: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Stage]: ...
+def stage(
+    func: None = None, /, *, name: str | None = ...,
+    requires: Iterable[str] = ..., provides: Iterable[str] = ..., after: Iterable[str] = ...,
+    tags: Iterable[str] = ..., description: str | None = ..., params: Mapping[str, Any] | None = ...,
+    inputs: Mapping[str, Any] | None = ..., outputs: Mapping[str, Any] | None = ...,
+    contracts: ContractMode | None = ..., types: Mapping[str, Any] | None = ...,
+) -> Callable[[Callable[..., Any]], Stage]: ...
 
 
 def stage(

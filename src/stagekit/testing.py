@@ -59,9 +59,10 @@ def check_plugin_conformance(distribution: str, group: str = "stagekit") -> list
         if record.status != "loaded":
             problems.append(f"plugin {name!r}: {record.status}: {record.error}")
             continue
-        registered = (record.stages or [n for n, o in host.registry.executor_origins.items() if o.plugin == name]
-                      or [m for m in host.registry.merges if m[2].plugin == name])
-        if not registered:
+        registry = host.registry
+        executors = [n for n, o in registry.executor_origins.items() if o.plugin == name]
+        merges = [str(t) for t, _, o in registry.merges if o.plugin == name]
+        if not (record.stages or executors or merges):
             problems.append(f"plugin {name!r} registered no stage, executor or merge")
     return problems
 

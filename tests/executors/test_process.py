@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-import sample_stages as ss
 
+import sample_stages as ss
 from stagekit import ExecutorError, Pipeline, StageError, stage
 
 TESTS = Path(__file__).parents[1]
@@ -69,12 +69,18 @@ def test_ctrl_c_cancels_promptly_and_keeps_what_completed(tmp_path: Path) -> Non
         import sys
         sys.path.insert(0, {str(TESTS)!r})
         import sample_stages as ss
-        from stagekit import Pipeline, RunInterrupted, stage
+        from stagekit import Host, Pipeline, RunInterrupted, hookimpl, stage
         slow = [stage(ss.slow, name=f"slow{{i}}", requires=["d"], provides=[f"s{{i}}"]) for i in range(4)]
+
+        class Tell:
+            @hookimpl
+            def stagekit_after_stage(self, run, stage, record):
+                print("done", stage.name, flush=True)
+
         if __name__ == "__main__":
-            print("started", flush=True)
+            host = Host(plugins=[("tell", Tell())], autoload=False)
             try:
-                Pipeline([ss.make, *slow]).run(executor="process", workers=2)
+                Pipeline([ss.make, *slow], host=host).run(executor="process", workers=2)
             except RunInterrupted as exc:
                 print("interrupted", exc.result.artifacts.get("d"), exc.result.stages["make"].status, flush=True)
                 sys.exit(130)
@@ -82,8 +88,8 @@ def test_ctrl_c_cancels_promptly_and_keeps_what_completed(tmp_path: Path) -> Non
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(TESTS)})
     assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "started"
-    time.sleep(2.0)  # let make finish and the slow stages start
+    assert proc.stdout.readline().strip() == "done make"
+    time.sleep(0.5)  # let the slow stages start
     start = time.perf_counter()
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import sample_stages as ss
 
+import sample_stages as ss
 from stagekit import ExecutorError, Host, Pipeline, RegistrationError, hookimpl
 from stagekit.executors.base import Outcome, Task
 from stagekit.executors.sequential import SequentialExecutor
@@ -47,8 +47,9 @@ def test_an_executor_name_registered_twice_names_both_plugins() -> None:
         def stagekit_register_executors(self, register: Any) -> None:
             register("thread", lambda **kw: None)
 
+    host = Host(plugins=[("again", Again())], autoload=False, env={})
     with pytest.raises(RegistrationError, match="executor 'thread' is registered twice: by plugin 'stagekit.builtin'"):
-        Host(plugins=[("again", Again())], autoload=False, env={})
+        host.registry  # noqa: B018
 
 
 def test_bad_executor_options_name_the_executor() -> None:

@@ -62,7 +62,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     table = [[r["name"], r["distribution"] or "-", r["version"] or "-", r["status"], len(r["stages"]),
-              r["error"] or ""] for r in rows]
+              r["error"] or r["note"] or ""] for r in rows]
     print(render.table(["plugin", "distribution", "version", "status", "stages", "note"], table))
     return 0
 
@@ -79,8 +79,8 @@ def cmd_stages(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = [[r["name"], r["plugin"], ", ".join(r["requires"]), ", ".join(r["provides"]), ", ".join(r["tags"])]
-             for r in rows]
+    table = [[s.name, reg.origin(s.name).plugin, ", ".join(s.requires), ", ".join(s.provides), ", ".join(s.tags)]
+             for s in sorted(reg.stages.values(), key=lambda s: s.name)]
     print(render.table(["stage", "plugin", "requires", "provides", "tags"], table))
     return 0
 
@@ -109,8 +109,18 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    pf, pipeline = load(args)
-    problems = pipeline.check(pf.artifacts, pf.contracts)
+    from stagekit.errors import PipelineError
+    from stagekit.registry import unknown_name
+
+    try:
+        pf, pipeline = load(args)
+        problems = pipeline.check(pf.artifacts, pf.contracts, pf.stage_contracts)
+        executors = pipeline.host.registry.executors
+    except PipelineError as exc:  # unknown stage, tag or target names in the file
+        problems, executors = exc.problems, None
+    if executors is not None and pf.executor not in executors:
+        problems.append(unknown_name("executor", pf.executor, executors)
+                        + f"; available: {', '.join(sorted(executors))}")
     if problems:
         print(f"{args.pipeline}: {len(problems)} problem(s)", file=sys.stderr)
         for p in problems:
@@ -133,7 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         result = pipeline.run(
-            artifacts, executor=args.executor or pf.executor, workers=args.workers or pf.workers,
+            artifacts, executor=args.executor or pf.executor,
+            workers=args.workers if args.workers is not None else pf.workers,
             contracts=args.contracts or pf.contracts, stage_contracts=pf.stage_contracts, params=pf.params,
             executor_options=pf.executor_options, snapshot=args.snapshot,
         )

@@ -43,7 +43,7 @@ def _checker(config: tuple[str, tuple[tuple[str, str], ...]] | None) -> Any:
 
         mode, stage_modes = config
         _worker_checkers[config] = ContractChecker(_worker_host.hook.stagekit_validate_artifact, mode,
-                                                   dict(stage_modes))
+                                                   dict(stage_modes), emit_warnings=False)
     return _worker_checkers[config]
 
 

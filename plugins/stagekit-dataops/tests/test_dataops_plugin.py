@@ -1,0 +1,86 @@
+"""The plugin: its entry point, lazy registration, contracts that agree along every edge, import cost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pluggy
+import stagekit_dataops.plugin as plugin
+
+import stagekit.contracts
+import stagekit.hookspecs
+from stagekit.contracts import resolve_schema, static_problems
+from stagekit.stage import Stage
+
+EXPECTED = {
+    "read_raw_prices": (("raw_dir",), ("raw_prices",)),
+    "clean_prices": (("raw_prices",), ("prices",)),
+    "align_calendar": (("prices",), ("aligned_prices",)),
+    "compute_features": (("aligned_prices",), ("features",)),
+    "build_returns_matrix": (("features",), ("returns", "volume")),
+    "validate_ingestion": (("raw_prices", "prices", "aligned_prices", "features", "returns", "volume"),
+                           ("ingestion_report",)),
+}
+
+
+def registered() -> list[Stage]:
+    pm = pluggy.PluginManager(stagekit.hookspecs.PROJECT)
+    pm.add_hookspecs(stagekit.hookspecs)
+    pm.register(plugin, name="dataops")
+    stages: list[Stage] = []
+    pm.hook.stagekit_register_stages(register=stages.append)
+    return stages
+
+
+def test_entry_point_names_the_plugin_module() -> None:
+    (ep,) = [ep for ep in entry_points(group="stagekit") if ep.name == "dataops"]
+    assert ep.value == "stagekit_dataops.plugin"
+    assert ep.load() is plugin
+
+
+def test_distribution_conforms() -> None:
+    from stagekit.testing import check_plugin_conformance
+
+    assert check_plugin_conformance("stagekit-dataops") == []
+
+
+def test_registration_is_lazy_and_declares_every_contract() -> None:
+    stages = registered()
+    assert {s.name: (s.requires, s.provides) for s in stages} == EXPECTED
+    for s in stages:
+        assert isinstance(s.func, str) and s.func == f"stagekit_dataops.stages:{s.name}"
+        assert "dataops" in s.tags
+        declared = {**s.inputs, **s.outputs}
+        assert set(declared) == (set(s.requires) | set(s.provides)) - {"raw_dir"}, s.name
+        assert all(isinstance(ref, str) for ref in declared.values()), "schemas are named lazily"
+        assert callable(s.callable)
+
+
+def test_contracts_agree_along_every_edge() -> None:
+    stages = {s.name: s for s in registered()}
+    edges = [(p, c, a) for p in stages.values() for c in stages.values()
+             for a in p.provides if a in c.requires]
+    assert len(edges) == 10
+    compare = pluggy.PluginManager(stagekit.hookspecs.PROJECT)
+    compare.add_hookspecs(stagekit.hookspecs)
+    compare.register(stagekit.contracts)
+    assert static_problems(edges, compare.hook.stagekit_check_compatible) == []
+    for ref in plugin.CONTRACTS.values():
+        assert type(resolve_schema(ref)).__module__.startswith("pandera.")
+
+
+def test_registering_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, time\n"
+        "t = time.perf_counter()\n"
+        "import stagekit_dataops.plugin as p\n"
+        "stages = p.dataops_stages()\n"
+        "print(round((time.perf_counter() - t) * 1000))\n"
+        "heavy = ('pandas', 'pandera', 'pyarrow', 'numpy')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    _elapsed_ms, modules = out.stdout.splitlines()
+    assert modules == "[]"

@@ -1,0 +1,23 @@
+"""A plugin the tests install, uninstall, and install twice on sys.path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from stagekit import Stage, hookimpl, stage
+
+if os.environ.get("SKT_IMPORT_LOG"):  # lets the tests prove whether this module was ever imported
+    with open(os.environ["SKT_IMPORT_LOG"], "a", encoding="utf-8") as _log:
+        _log.write(f"{__name__}\n")
+
+
+@stage(provides=["greeting"], tags=["gamma"])
+def gamma_hello() -> str:
+    """Says hello."""
+    return "hello from gamma"
+
+
+@hookimpl
+def stagekit_register_stages(register: Callable[[Stage], None]) -> None:
+    register(gamma_hello)

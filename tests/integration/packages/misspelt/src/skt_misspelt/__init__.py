@@ -1,0 +1,1 @@
+"""stagekit integration-test fixture plugin package (misspelt)."""
