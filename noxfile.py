@@ -44,7 +44,9 @@ def demo(session: nox.Session) -> None:
     """The demo pipeline end to end, on a reduced data size."""
     session.install(".", *LOCAL_PLUGINS)
     session.chdir("examples/momentum")
-    session.run("stagekit", "run", "pipeline.toml", env={"STAGEKIT_DEMO_SIZE": "small"})
+    session.run("stagekit", "check", "pipeline.toml")
+    session.run("stagekit", "run", "pipeline.toml", "--param", "generate_raw_prices.symbols=60",
+                "--param", "generate_raw_prices.years=6")
 
 
 @nox.session(python=PYTHON)

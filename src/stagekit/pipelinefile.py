@@ -19,6 +19,10 @@ window = 20
 clean = "warn"
 
 [executor_options]              # passed to the executor (e.g. a Ray address)
+
+[report]                        # an HTML report of the run (also: stagekit run --report PATH)
+path = "report.html"
+artifacts = ["metrics"]         # which artifacts to show (default: what the last stages provided)
 ```
 Unknown keys and wrong types are errors that name the file and the key.
 """
@@ -35,7 +39,8 @@ import attrs
 from stagekit.errors import PipelineFileError
 from stagekit.stage import CONTRACT_MODES
 
-_TOP = {"pipeline", "artifacts", "params", "contracts", "executor_options"}
+_TOP = {"pipeline", "artifacts", "params", "contracts", "executor_options", "report"}
+_REPORT: dict[str, type] = {"path": str, "artifacts": list}
 _PIPELINE: dict[str, type | tuple[type, ...]] = {
     "name": str, "description": str, "stages": list, "tags": list, "targets": list, "executor": str,
     "workers": int, "contracts": str,
@@ -56,6 +61,8 @@ class PipelineFile:
     params: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     stage_contracts: Mapping[str, str] = attrs.field(factory=dict)
     executor_options: Mapping[str, Any] = attrs.field(factory=dict)
+    report_path: str | None = None
+    report_artifacts: tuple[str, ...] | None = None
 
 
 def load_pipeline_file(path: str | Path) -> PipelineFile:
@@ -98,6 +105,12 @@ def parse_pipeline(data: Mapping[str, Any], path: Path) -> PipelineFile:
     for stage_name, value in params.items():
         if not isinstance(value, dict):
             raise fail(f"params.{stage_name}", f"must be a table of params, not {type(value).__name__}")
+    report = data.get("report", {})
+    for key, value in report.items():
+        if key not in _REPORT:
+            raise fail(f"report.{key}", f"unknown key (expected one of {', '.join(sorted(_REPORT))})")
+        if not isinstance(value, _REPORT[key]):
+            raise fail(f"report.{key}", f"must be {_kind(_REPORT[key])}, not {type(value).__name__}")
     stage_contracts = data.get("contracts", {})
     for stage_name, value in stage_contracts.items():
         if value not in CONTRACT_MODES:
@@ -107,8 +120,23 @@ def parse_pipeline(data: Mapping[str, Any], path: Path) -> PipelineFile:
         tags=tuple(section.get("tags", ())), targets=tuple(section.get("targets", ())),
         executor=section.get("executor", "sequential"), workers=section.get("workers"), contracts=mode,
         artifacts=dict(data.get("artifacts", {})), params=params, stage_contracts=dict(stage_contracts),
-        executor_options=dict(data.get("executor_options", {})),
+        executor_options=dict(data.get("executor_options", {})), report_path=report.get("path"),
+        report_artifacts=tuple(report["artifacts"]) if "artifacts" in report else None,
     )
+
+
+def parse_param(text: str) -> tuple[str, str, Any]:
+    """``STAGE.KEY=VALUE`` from the command line; VALUE is read as TOML (``3``, ``true``, ``"x"``, ``[1, 2]``),
+    else taken as a plain string."""
+    target, sep, raw = text.partition("=")
+    stage_name, dot, key = target.rpartition(".")
+    if not sep or not dot or not stage_name or not key:
+        raise PipelineFileError(f"--param {text!r}: expected STAGE.KEY=VALUE, e.g. clean.window=20")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return stage_name, key, value
 
 
 def _kind(wanted: type | tuple[type, ...]) -> str:

@@ -39,6 +39,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--workers", type=int, help="how many stages run at once")
     p.add_argument("--contracts", choices=("strict", "warn", "off"), help="contract mode (default: the file's)")
     p.add_argument("--snapshot", metavar="NAME", help="give stages this workspace snapshot's files as inputs")
+    p.add_argument("--param", metavar="STAGE.KEY=VALUE", action="append", default=[],
+                   help="override a stage param (repeatable); VALUE is read as TOML, e.g. 20, true, \"x\"")
+    p.add_argument("--report", metavar="PATH", help="write an HTML report of the run (default: the file's [report])")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
     p.set_defaults(func=cmd_run)
@@ -133,7 +136,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from stagekit.cli.progress import Progress
 
+    from stagekit.pipelinefile import parse_param
+
     pf, pipeline = load(args)
+    params = {stage: dict(values) for stage, values in pf.params.items()}
+    for text in args.param:
+        stage_name, key, value = parse_param(text)
+        params.setdefault(stage_name, {})[key] = value
     artifacts = dict(pf.artifacts)
     if args.snapshot:
         artifacts.update(snapshot_inputs(args))
@@ -145,16 +154,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = pipeline.run(
             artifacts, executor=args.executor or pf.executor,
             workers=args.workers if args.workers is not None else pf.workers,
-            contracts=args.contracts or pf.contracts, stage_contracts=pf.stage_contracts, params=pf.params,
+            contracts=args.contracts or pf.contracts, stage_contracts=pf.stage_contracts, params=params,
             executor_options=pf.executor_options, snapshot=args.snapshot,
         )
     except StagekitError as exc:
         progress.close()
         partial = getattr(exc, "result", None)
-        if args.json and partial is not None:
-            print(json.dumps(partial.summary(), indent=2))
+        if partial is not None:
+            write_report(args, pf, pipeline, partial, artifacts)
+            if args.json:
+                print(json.dumps(partial.summary(), indent=2))
         raise
     progress.close()
+    write_report(args, pf, pipeline, result, artifacts)
     if args.snapshot:
         record_run(args, result)
     if args.json:
@@ -173,6 +185,18 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     root = new_plugin(args.name, Path.cwd(), version())
     print(f"wrote {root}\nnext: pip install -e {root} && pytest {root}/tests && stagekit stages")
     return 0
+
+
+def write_report(args: argparse.Namespace, pf: PipelineFile, pipeline: Pipeline, result: Any,
+                 initial: dict[str, Any]) -> None:
+    """The HTML report, if asked for; a failed run gets one too (it shows what failed)."""
+    path = args.report or pf.report_path
+    if not path:
+        return
+    from stagekit.report import write_report as render_report
+
+    written = render_report(path, result, pipeline.dag(initial), title=pf.name, artifacts=pf.report_artifacts)
+    print(f"report: {written}", file=sys.stderr)
 
 
 def snapshot_inputs(args: argparse.Namespace) -> dict[str, Any]:

@@ -48,6 +48,9 @@ def _stage(name: str, requires: list[str], provides: list[str], description: str
 def dataops_stages() -> list[Stage]:
     """Every stage this plugin registers (also handy to build a pipeline in code)."""
     return [
+        stage("stagekit_dataops.synthetic:generate_raw_prices", requires=["workspace"], provides=["raw_dir"],
+              params={"symbols": 500, "years": 10, "seed": 7}, tags=(*TAGS, "demo"),
+              description="Demo data: deterministic synthetic daily prices in <workspace>/data/raw (made once)"),
         _stage("read_raw_prices", ["raw_dir"], ["raw_prices"],
                "L0: read raw daily price files (CSV, parquet) as text, with file and row provenance",
                {"on_bad_file": "reject"}),

@@ -94,3 +94,32 @@ def _encode(frame: pd.DataFrame, fmt: str) -> bytes:
     else:
         pq.write_table(table, sink)
     return bytes(sink.getvalue().to_pybytes())
+
+
+MARKER = ".synthetic.json"
+
+
+def generate_raw_prices(workspace: str, symbols: int = 500, years: float = 10, seed: int = 7) -> str:
+    """Stage: make sure ``<workspace>/data/raw`` holds the synthetic prices for these params; return its path.
+
+    The first run generates the files; later runs with the same params find the marker and reuse them, so a
+    demo pays for the data once. Different params regenerate into a clean directory.
+    """
+    import json
+    import shutil
+
+    from stagekit.atomic import atomic_write_text
+
+    raw = Path(workspace) / "data" / "raw"
+    wanted = {"symbols": symbols, "years": years, "seed": seed, "formats": list(FORMATS)}
+    marker = raw / MARKER
+    if marker.exists():
+        try:
+            if json.loads(marker.read_text()) == wanted:
+                return str(raw)
+        except ValueError:
+            pass  # an unreadable marker: regenerate
+        shutil.rmtree(raw)
+    generate(raw, symbols=symbols, years=years, seed=seed)
+    atomic_write_text(marker, json.dumps(wanted, sort_keys=True))  # written last: files complete before it
+    return str(raw)
