@@ -40,6 +40,14 @@ if TYPE_CHECKING:
     from stagekit.plugins import PluginRecord as PluginRecord
     from stagekit.registry import Registry as Registry
     from stagekit.runner import RunResult as RunResult
+    from stagekit.snapshot import Snapshot as Snapshot
+    from stagekit.snapshot import SnapshotCorruptError as SnapshotCorruptError
+    from stagekit.snapshot import SnapshotError as SnapshotError
+    from stagekit.snapshot import SnapshotExistsError as SnapshotExistsError
+    from stagekit.snapshot import SnapshotNotFoundError as SnapshotNotFoundError
+    from stagekit.workspace import Workspace as Workspace
+    from stagekit.workspace import WorkspaceError as WorkspaceError
+    from stagekit.workspace import WorkspaceLockedError as WorkspaceLockedError
 
 __all__ = [
     "ContractError",
@@ -58,10 +66,18 @@ __all__ = [
     "Registry",
     "RunInterrupted",
     "RunResult",
+    "Snapshot",
+    "SnapshotCorruptError",
+    "SnapshotError",
+    "SnapshotExistsError",
+    "SnapshotNotFoundError",
     "Stage",
     "StageDefinitionError",
     "StageError",
     "StagekitError",
+    "Workspace",
+    "WorkspaceError",
+    "WorkspaceLockedError",
     "__version__",
     "hookimpl",
     "hookspec",
@@ -71,6 +87,14 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Snapshot": "stagekit.snapshot",
+    "SnapshotCorruptError": "stagekit.snapshot",
+    "SnapshotError": "stagekit.snapshot",
+    "SnapshotExistsError": "stagekit.snapshot",
+    "SnapshotNotFoundError": "stagekit.snapshot",
+    "Workspace": "stagekit.workspace",
+    "WorkspaceError": "stagekit.workspace",
+    "WorkspaceLockedError": "stagekit.workspace",
     "ContractError": "stagekit.errors",
     "CycleError": "stagekit.errors",
     "ExecutorError": "stagekit.errors",

@@ -112,9 +112,11 @@ def _roles(
 ) -> dict[str, ArtifactRoles]:
     roles: dict[str, ArtifactRoles] = {a: ArtifactRoles(creator=INITIAL) for a in sorted(initial)}
     for name, s in stages.items():
-        req = set(s.requires)
+        req = s.requires
         for a in s.provides:
-            role = roles.setdefault(a, ArtifactRoles())
+            role = roles.get(a)
+            if role is None:
+                role = roles[a] = ArtifactRoles()
             if a in req:
                 role.updaters.append(name)
             elif role.creator is None:
@@ -128,7 +130,10 @@ def _roles(
                 )
         for a in s.requires:
             if a not in s.provides:
-                roles.setdefault(a, ArtifactRoles()).readers.append(name)
+                role = roles.get(a)
+                if role is None:
+                    role = roles[a] = ArtifactRoles()
+                role.readers.append(name)
     return roles
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -34,9 +35,11 @@ class Pipeline:
         names: Iterable[str] = (),
         tags: Iterable[str] = (),
         targets: Iterable[str] = (),
+        given: Iterable[str] = (),
     ) -> Pipeline:
-        """Stages from a host's registry by names, tags, or targets with everything upstream."""
-        return cls(host.registry.select(names, tags, targets), host=host)
+        """Stages from a host's registry by names, tags, or targets with everything upstream (stopping at the
+        ``given`` initial artifacts)."""
+        return cls(host.registry.select(names, tags, targets, given), host=host)
 
     @property
     def host(self) -> Host:
@@ -61,7 +64,15 @@ class Pipeline:
             o = origins.get(name)
             return f" [{o}]" if o else ""
 
-        return build_dag(self.stages, initial, origin)
+        # Pure bookkeeping that allocates many long-lived objects and runs no user code: the cyclic
+        # collector would only rescan them, again and again, as the DAG grows.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return build_dag(self.stages, initial, origin)
+        finally:
+            if enabled:
+                gc.enable()
 
     def check(
         self, initial: Iterable[str] = (), contracts: str = "strict", stage_contracts: Mapping[str, str] | None = None

@@ -123,8 +123,12 @@ class Registry:
         names: Iterable[str] = (),
         tags: Iterable[str] = (),
         targets: Iterable[str] = (),
+        given: Iterable[str] = (),
     ) -> list[Stage]:
-        """Stages by name, by tag, and targets with everything upstream of them; all if nothing is given."""
+        """Stages by name, by tag, and targets with everything upstream of them; all if nothing is given.
+
+        Upstream stops at the ``given`` artifacts (the initial ones): their creators are not pulled in.
+        """
         names, tags, targets = list(names), list(tags), list(targets)
         if not (names or tags or targets):
             return list(self.stages.values())
@@ -134,15 +138,19 @@ class Registry:
         if problems:
             raise PipelineError(problems[0], problems)
         chosen = set(names) | {s.name for s in self.stages.values() if set(s.tags) & set(tags)}
-        chosen |= self.upstream(targets)
+        chosen |= self.upstream(targets, given)
         return [s for s in self.stages.values() if s.name in chosen]
 
-    def upstream(self, targets: Iterable[str]) -> set[str]:
-        """The targets and every stage they depend on, through artifacts and ``after`` (no recursion)."""
+    def upstream(self, targets: Iterable[str], given: Iterable[str] = ()) -> set[str]:
+        """The targets and every stage they depend on, through artifacts and ``after`` (no recursion).
+
+        A ``given`` artifact's creator is not pulled in (its updaters still are)."""
+        given = set(given)
         writers: dict[str, list[str]] = {}
         for s in self.stages.values():
             for a in s.provides:
-                writers.setdefault(a, []).append(s.name)
+                if a not in given or a in s.requires:
+                    writers.setdefault(a, []).append(s.name)
         seen: set[str] = set()
         todo = list(targets)
         while todo:

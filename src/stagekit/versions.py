@@ -63,15 +63,19 @@ def plan_versions(dag: Dag) -> VersionPlan:
     position = {name: i for i, name in enumerate(dag.order)}
     successors = dag.successors
     ancestors: dict[str, dict[str, frozenset[str]]] = {}
+    none: frozenset[str] = frozenset()
     for artifact, role in dag.roles.items():
         creator = role.creator
+        if not role.updaters:  # the common case: one writer
+            ancestors[artifact] = {creator: none} if creator is not None else {}
+            continue
         anc: dict[str, frozenset[str]] = {}
         if creator is not None:
-            anc[creator] = frozenset()
-        base = frozenset([creator]) if creator is not None else frozenset()
+            anc[creator] = none
+        base = frozenset([creator]) if creator is not None else none
         ordered = _order_among(role.updaters, successors, position)
         for u in role.updaters:
-            anc[u] = base | ordered.get(u, frozenset())
+            anc[u] = base | ordered.get(u, none)
         ancestors[artifact] = anc
     inputs: dict[str, list[tuple[str, Version]]] = {}
     for name in dag.order:

@@ -94,7 +94,8 @@ def load(args: argparse.Namespace) -> tuple[PipelineFile, Pipeline]:
 
     pf = load_pipeline_file(args.pipeline)
     host = make_host(args)
-    return pf, Pipeline.from_host(host, pf.stages, pf.tags, pf.targets)
+    given = [*pf.artifacts, *(["snapshot", "snapshot_name"] if getattr(args, "snapshot", None) else [])]
+    return pf, Pipeline.from_host(host, pf.stages, pf.tags, pf.targets, given)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -135,7 +136,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from stagekit.cli.progress import Progress
-
     from stagekit.pipelinefile import parse_param
 
     pf, pipeline = load(args)

@@ -16,7 +16,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _edges(dag: Dag) -> list[tuple[str, str, str]]:
+def edges(dag: Dag) -> list[tuple[str, str, str]]:
     """(from, to, label): artifact edges labelled by artifact, ``after`` edges unlabelled."""
     out: list[tuple[str, str, str]] = []
     labelled: set[tuple[str, str]] = set()
@@ -44,7 +44,7 @@ def mermaid(dag: Dag) -> str:
         lines.append('  inputs(["inputs"])')
     for name in dag.order:
         lines.append(f'  {_id(name)}["{name}"]')
-    for src, dst, label in _edges(dag):
+    for src, dst, label in edges(dag):
         arrow = f"-- {label} -->" if label else "-.->"
         lines.append(f"  {_id(src)} {arrow} {_id(dst)}")
     return "\n".join(lines)
@@ -56,7 +56,7 @@ def dot(dag: Dag) -> str:
         lines.append('  "inputs" [shape=ellipse];')
     for name in dag.order:
         lines.append(f'  "{name}";')
-    for src, dst, label in _edges(dag):
+    for src, dst, label in edges(dag):
         attrs = f' [label="{label}"]' if label else " [style=dashed]"
         lines.append(f'  "{src}" -> "{dst}"{attrs};')
     lines.append("}")

@@ -48,9 +48,6 @@ def _stage(name: str, requires: list[str], provides: list[str], description: str
 def dataops_stages() -> list[Stage]:
     """Every stage this plugin registers (also handy to build a pipeline in code)."""
     return [
-        stage("stagekit_dataops.synthetic:generate_raw_prices", requires=["workspace"], provides=["raw_dir"],
-              params={"symbols": 500, "years": 10, "seed": 7}, tags=(*TAGS, "demo"),
-              description="Demo data: deterministic synthetic daily prices in <workspace>/data/raw (made once)"),
         _stage("read_raw_prices", ["raw_dir"], ["raw_prices"],
                "L0: read raw daily price files (CSV, parquet) as text, with file and row provenance",
                {"on_bad_file": "reject"}),
@@ -70,7 +67,16 @@ def dataops_stages() -> list[Stage]:
     ]
 
 
+def demo_stages() -> list[Stage]:
+    """The demo's data source: it creates ``raw_dir``, so leave it out when you pass ``raw_dir`` yourself."""
+    return [
+        stage("stagekit_dataops.synthetic:generate_raw_prices", requires=["workspace"], provides=["raw_dir"],
+              params={"symbols": 500, "years": 10, "seed": 7}, tags=("demo",),
+              description="Demo data: deterministic synthetic daily prices in <workspace>/data/raw (made once)"),
+    ]
+
+
 @hookimpl
 def stagekit_register_stages(register: Callable[[Stage], None]) -> None:
-    for s in dataops_stages():
+    for s in [*dataops_stages(), *demo_stages()]:
         register(s)

@@ -1,0 +1,164 @@
+"""Snapshot speed against cp, side by side in one run; prints medians over --repeats.
+
+    /work/venv/bin/python benchmarks/snapshot.py [--repeats 3] [--files 10000] [--big-mib 1024] [--dir DIR]
+
+For each tree (10,000 files of 4 KiB; 1 GiB in 16 files), each repeat times, in this order:
+``cp -r``, ``cp -r`` followed by ``sync`` (a snapshot is durable when it returns, plain ``cp -r`` is not),
+a first snapshot into an empty store, a second snapshot of the unchanged tree, ``cp -al``, ``verify`` with one
+thread and with the default thread count, and raw sha256 over the same bytes already in memory (one thread,
+one update per file, as verify does). Every timed step starts after an untimed ``sync``; the page cache is
+warm throughout (the trees fit in memory), for cp and stagekit alike.
+
+Use a directory on the filesystem you care about (default: the system temp dir; not /dev/shm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from stagekit import snapshot
+from stagekit.workspace import Workspace
+
+MIB = 1 << 20
+
+
+def timed(fn: Callable[..., object], *args: object) -> float:
+    os.sync()
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def make_small(root: Path, files: int, size: int) -> None:
+    blob = os.urandom(files * size)
+    for i in range(files):
+        d = root / f"d{i // 100:03}"
+        if i % 100 == 0:
+            d.mkdir(parents=True)
+        (d / f"f{i:05}.bin").write_bytes(blob[i * size:(i + 1) * size])
+
+
+def make_big(root: Path, files: int, total_mib: int) -> None:
+    root.mkdir(parents=True)
+    for i in range(files):
+        with open(root / f"part{i:02}.bin", "wb") as f:
+            for _ in range(total_mib // files // 16):
+                f.write(os.urandom(16 * MIB))
+
+
+def raw_hash_seconds(tree: Path) -> float:
+    """sha256 of every file's bytes, already in memory: the ceiling for verify."""
+    blobs = [p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()]
+    start = time.perf_counter()
+    for blob in blobs:
+        hashlib.sha256(blob).hexdigest()
+    return time.perf_counter() - start
+
+
+def read_seconds(paths: list[str]) -> float:
+    """open, fstat, read, close of every stored object, without hashing: the floor under verify."""
+    start = time.perf_counter()
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        size = os.fstat(fd).st_size
+        while os.read(fd, min(size + 1, MIB)):
+            pass
+        os.close(fd)
+    return time.perf_counter() - start
+
+
+def cp(*args: str) -> None:
+    subprocess.run(["cp", *args], check=True)
+
+
+def cp_sync(*args: str) -> None:
+    cp(*args)
+    os.sync()
+
+
+def verify_one_thread(ws: Workspace, name: str) -> None:
+    workers, snapshot._WORKERS = snapshot._WORKERS, 1
+    try:
+        ws.verify_snapshot(name)
+    finally:
+        snapshot._WORKERS = workers
+
+
+def bench_tree(ws: Workspace, rel: str, repeats: int) -> dict[str, list[float]]:
+    tree, copy = str(ws.root / rel), str(ws.root.parent / "copy")
+    t: dict[str, list[float]] = {k: [] for k in (
+        "cp -r", "cp -r; sync", "first snapshot", "second snapshot", "cp -al", "verify (default)",
+        "verify (1 thread)", "read objects, no hash", "raw sha256")}
+    for r in range(repeats):
+        t["cp -r"].append(timed(cp, "-r", tree, copy))
+        shutil.rmtree(copy)
+        t["cp -r; sync"].append(timed(cp_sync, "-r", tree, copy))
+        shutil.rmtree(copy)
+        shutil.rmtree(ws.state_dir, ignore_errors=True)
+        time.sleep(0.3)  # let the tree leave the stat cache's "modified too recently" window
+        t["first snapshot"].append(timed(ws.create_snapshot, f"first{r}", [rel]))
+        os.sync()
+        start = time.perf_counter()
+        second = ws.create_snapshot(f"second{r}", [rel])
+        t["second snapshot"].append(time.perf_counter() - start)
+        assert second.files_read == 0, "the second snapshot re-read files"
+        t["cp -al"].append(timed(cp, "-al", tree, copy))
+        shutil.rmtree(copy)
+        t["verify (default)"].append(timed(ws.verify_snapshot, f"second{r}"))
+        t["verify (1 thread)"].append(timed(verify_one_thread, ws, f"second{r}"))
+        t["read objects, no hash"].append(read_seconds([str(p) for p in ws.objects_dir.rglob("*")
+                                                        if p.is_file()]))
+        t["raw sha256"].append(raw_hash_seconds(Path(tree)))
+    return t
+
+
+def report(title: str, nbytes: int, t: dict[str, list[float]]) -> None:
+    med = {k: statistics.median(v) for k, v in t.items()}
+    print(f"\n{title}: {nbytes / MIB:.0f} MiB, median of {len(next(iter(t.values())))}")
+    compare = {"first snapshot": "cp -r", "second snapshot": "cp -al"}
+    for name, secs in med.items():
+        line = f"  {name:<22} {secs:8.3f} s  {nbytes / MIB / secs:8.0f} MiB/s"
+        if name in compare:
+            line += f"   {secs / med[compare[name]]:5.2f}x {compare[name]}"
+            if name == "first snapshot":
+                line += f", {secs / med['cp -r; sync']:5.2f}x cp -r; sync"
+        if name.startswith("verify"):
+            line += f"   {med['raw sha256'] / secs:6.0%} of raw sha256"
+            line += f", {(med['raw sha256'] + med['read objects, no hash']) / secs:4.0%} of read + hash"
+        print(line)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--dir", default=None, help="where to build the trees (default: system temp dir)")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="stagekit-bench-", dir=args.dir))
+    try:
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, in {base} "
+              f"(device {os.stat(base).st_dev}; this script's: {os.stat(__file__).st_dev})")
+        (base / "ws").mkdir()
+        ws = Workspace(base / "ws")
+        make_small(ws.root / "small", args.files, 4096)
+        make_big(ws.root / "big", 16, args.big_mib)
+        report(f"{args.files} files of 4 KiB", args.files * 4096, bench_tree(ws, "small", args.repeats))
+        report(f"16 files, {args.big_mib} MiB", args.big_mib * MIB, bench_tree(ws, "big", args.repeats))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
