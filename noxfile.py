@@ -24,7 +24,7 @@ PYTHON = "3.11"
 def tests(session: nox.Session) -> None:
     """The whole test suite (core and every plugin package), Ray tests excepted (see 'ray')."""
     session.install("-e", ".[test]", *LOCAL_PLUGINS, "setuptools", "wheel")
-    session.run("pytest", "-m", "not ray", "-n", "2", "--dist", "loadgroup", *session.posargs)
+    session.run("pytest", "-m", "not ray", "-n", "2", *session.posargs)
 
 
 @nox.session(python=PYTHON)
