@@ -110,8 +110,6 @@ class _Run:
         self.before = _caller(hook, "stagekit_before_stage")
         self.after = _caller(hook, "stagekit_after_stage")
         self.on_error = _caller(hook, "stagekit_on_stage_error")
-        self.params = {n: {**dag.stages[n].params, **opts.params.get(n, {})}
-                       for n in dag.order if dag.stages[n].params or n in opts.params}
         self.failure: BaseException | None = None
         self.failed_stage: str | None = None
 
@@ -134,8 +132,9 @@ class _Run:
         produced = self.produced
         kwargs = {a: produced[v][a] if v.__class__ is str else self.value(a, v, name)
                   for a, v in self.plan.inputs[name]}
-        if name in self.params:
-            kwargs.update(self.params[name])
+        if stage.params or name in self.opts.params:
+            kwargs.update(stage.params)
+            kwargs.update(self.opts.params.get(name, {}))
         if self.before is not None:
             self.before(run=self.info, stage=stage)
         self.opts.executor.submit(Task(stage, kwargs, self.opts.checker))

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, Literal, overload
 
 import attrs
@@ -78,7 +79,7 @@ class Stage:
     outputs: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
     contracts: ContractMode | None = None
     types: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
-    _resolved: list[Callable[..., Any]] = attrs.field(factory=list, init=False, eq=False, repr=False)
+    _resolved: Callable[..., Any] | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -86,8 +87,9 @@ class Stage:
     @property
     def callable(self) -> Callable[..., Any]:
         """The function to call, importing a lazy ``"module:attr"`` reference the first time."""
-        if self._resolved:
-            return self._resolved[0]
+        resolved = self._resolved
+        if resolved is not None:
+            return resolved
         func = self.func
         if isinstance(func, str):
             try:
@@ -99,7 +101,7 @@ class Stage:
             func = target.callable if isinstance(target, Stage) else target
             if not callable(func):
                 raise StageDefinitionError(f"stage {self.name!r}: {self.func!r} is not callable")
-        self._resolved.append(func)
+        object.__setattr__(self, "_resolved", func)  # a cache, not state: the record stays frozen
         return func
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -257,14 +259,14 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
     tags = _names(options["tags"], "tags", name)
     if name in after:
         raise StageDefinitionError(f"stage {name!r} lists itself in after")
-    params = dict(options["params"] or {})
+    params = _mapping(options["params"])
     clash = sorted(set(params) & set(requires))
     if clash:
         raise StageDefinitionError(f"stage {name!r}: {clash} is both a param and a required artifact")
-    inputs, outputs = dict(options["inputs"] or {}), dict(options["outputs"] or {})
+    inputs, outputs = _mapping(options["inputs"]), _mapping(options["outputs"])
     _keys_within(name, "inputs", inputs, requires, "requires")
     _keys_within(name, "outputs", outputs, provides, "provides")
-    types = dict(options["types"] or {})
+    types = _mapping(options["types"])
     _keys_within(name, "types", types, requires + provides, "requires or provides")
     contracts = options["contracts"]
     if contracts is not None and contracts not in CONTRACT_MODES:
@@ -279,6 +281,14 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
         description=description, params=params, inputs=inputs, outputs=outputs, contracts=contracts,
         types=types,
     )
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A stage's own copy of a mapping; the empty ones share one read-only instance (stages are many)."""
+    return dict(value) if value else _EMPTY
 
 
 def _keys_within(name: str, what: str, mapping: Mapping[str, Any], allowed: tuple[str, ...], label: str) -> None:
