@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from stagekit.errors import StageDefinitionError as StageDefinitionError
     from stagekit.errors import StageError as StageError
     from stagekit.errors import StagekitError as StagekitError
+    from stagekit.frozenmap import FrozenMap as FrozenMap
     from stagekit.hookspecs import hookimpl as hookimpl
     from stagekit.hookspecs import hookspec as hookspec
     from stagekit.merge import merge_values as merge_values
@@ -54,6 +55,7 @@ __all__ = [
     "ContractWarning",
     "CycleError",
     "ExecutorError",
+    "FrozenMap",
     "Host",
     "MergeConflictError",
     "Pipeline",
@@ -87,6 +89,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "FrozenMap": "stagekit.frozenmap",
     "Snapshot": "stagekit.snapshot",
     "SnapshotCorruptError": "stagekit.snapshot",
     "SnapshotError": "stagekit.snapshot",

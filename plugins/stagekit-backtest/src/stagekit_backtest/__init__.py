@@ -5,8 +5,8 @@ Importing this package imports no pandas; the stage functions live in ``stagekit
 
 from __future__ import annotations
 
+from stagekit.frozenmap import FrozenMap
 from stagekit_backtest.context import BacktestContext
-from stagekit_backtest.frozenmap import FrozenMap
 from stagekit_backtest.merge import merge_backtest
 
 __all__ = ["BacktestContext", "FrozenMap", "merge_backtest"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stagekit_backtest.frozenmap import FrozenMap
+from stagekit.frozenmap import FrozenMap
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -5,8 +5,8 @@ Importing this package imports no pandas; the stage functions live in ``stagekit
 
 from __future__ import annotations
 
+from stagekit.frozenmap import FrozenMap
 from stagekit_selection.context import AuditEntry, SelectionContext
-from stagekit_selection.frozenmap import FrozenMap
 from stagekit_selection.merge import merge_selection
 
 __all__ = ["AuditEntry", "FrozenMap", "SelectionContext", "merge_selection"]

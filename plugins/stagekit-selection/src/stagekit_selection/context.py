@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from stagekit_selection.frozenmap import FrozenMap
+from stagekit.frozenmap import FrozenMap
 
 
 @attrs.frozen

@@ -1,0 +1,244 @@
+"""The ``ray`` executor: stages run as Ray tasks, artifacts stay in Ray's object store between them.
+
+A stage's outputs come back as object references (``Outcome.outputs`` holds ``ray.ObjectRef``s); a later
+stage gets them as arguments, one per artifact, so Ray resolves them in the worker and the data never
+passes through the driver. Only a small status (duration, error, warnings) is fetched per stage. Merges
+where branches join run as Ray tasks too. Values reach the driver only through :meth:`materialize` (the
+run's final artifacts) and, at the end of the run, the per-stage outputs of the result (``fetch_outputs``).
+
+Options (the pipeline file's ``[executor_options]``): ``address`` (else ``STAGEKIT_RAY_ADDRESS``, else
+``RAY_ADDRESS``, else a local cluster of ``num_cpus`` or ``workers`` CPUs), ``runtime_env``,
+``task_options`` (for every stage task: ``num_cpus``, ``memory``...), ``max_retries`` (0: a stage runs
+once), ``object_store_memory``, ``temp_dir``, ``keep_temp``, ``fetch_outputs``, ``init_options`` (more
+``ray.init`` arguments).
+"""
+
+from __future__ import annotations
+
+import collections
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import ray
+from ray.exceptions import RayError, RayTaskError
+
+from stagekit.errors import ExecutorError
+from stagekit.executors.base import Outcome, Task
+from stagekit_ray import _pending, worker
+from stagekit_ray.cluster import Session, open_session
+
+_SCALARS = (int, float, str, bool, bytes, type(None))
+
+
+class RayExecutor:
+    """Runs each stage as a Ray task; see the module docstring for the options."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        host: Any = None,
+        *,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
+        task_options: Mapping[str, Any] | None = None,
+        max_retries: int = 0,
+        object_store_memory: int | None = None,
+        temp_dir: str | None = None,
+        keep_temp: bool = False,
+        fetch_outputs: bool = True,
+        init_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.workers = workers
+        self.host = host
+        self.fetch_outputs = fetch_outputs
+        self.session: Session = open_session(
+            address=address, num_cpus=num_cpus or workers, runtime_env=runtime_env, temp_dir=temp_dir,
+            keep_temp=keep_temp, object_store_memory=object_store_memory, init_options=init_options)
+        # A cluster started here has `workers` CPUs, which bounds the stages in flight already (and lets Ray
+        # pipeline them); a cluster found running gets the bound here.
+        self._cap = workers if self.session.owned != "cluster" else None
+        # the session is released even if no hook ever fires: when this executor is collected, or at exit
+        self._finalizer = weakref.finalize(self, self.session.close)
+        self._task_options = {"max_retries": max_retries, **(task_options or {})}
+        self._stage_fn: Any = ray.remote(worker.run_stage)
+        self._merge_fn: Any = ray.remote(worker.merge_values).options(num_returns=2, max_retries=max_retries,
+                                                                      name="stagekit:merge")
+        self._running: dict[Any, tuple[str, tuple[str, ...], list[Any]]] = {}  # status ref -> stage
+        self._queue: collections.deque[Task] = collections.deque()  # over the `workers` limit
+        self._done: list[Outcome] = []  # failed before reaching Ray
+        self._puts: dict[int, tuple[Any, Any]] = {}  # id(driver value) -> (value, its ref)
+        self._merges: dict[int, tuple[Any, Any]] = {}  # id(merge function) -> (function, its ref)
+
+    @property
+    def address(self) -> str | None:
+        return self.session.address
+
+    # --- the executor protocol --------------------------------------------------------------------------
+
+    def submit(self, task: Task) -> None:
+        if self._cap is not None and len(self._running) >= self._cap:
+            self._queue.append(task)
+        else:
+            self._launch(task)
+
+    def wait(self) -> list[Outcome]:
+        if not self._running and not self._done:
+            raise ExecutorError("executor 'ray': wait() was called with no stage running")
+        finished, self._done = self._done, []
+        if self._running:
+            pending = list(self._running)
+            ready, rest = ray.wait(pending, num_returns=1, timeout=0 if finished else None)
+            if rest and ready:
+                ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+            finished += [self._collect(ref) for ref in ready]
+        while self._queue and (self._cap is None or len(self._running) < self._cap):
+            self._launch(self._queue.popleft())
+        return finished + self._drain_done()
+
+    def materialize(self, value: Any) -> Any:
+        return ray.get(value) if isinstance(value, ray.ObjectRef) else value
+
+    def run_merge(self, merge: Callable[[Any, list[Any]], Any], base: Any, branches: list[Any]) -> Any:
+        if not any(isinstance(v, ray.ObjectRef) for v in [base, *branches]):
+            return merge(base, branches)  # everything is in the driver already
+        merge_ref = self._merge_ref(merge)
+        if merge_ref is None:  # the merge cannot travel: merge here
+            return ray.put(merge(self.materialize(base), [self.materialize(b) for b in branches]))
+        status, merged = self._merge_fn.remote(merge_ref, self._arg(base), *map(self._arg, branches))
+        try:
+            error = ray.get(status)
+        except RayError as exc:
+            raise ExecutorError(f"executor 'ray': a merge task failed: {type(exc).__name__}: {exc}") from exc
+        if error is not None:
+            raise error  # a MergeConflictError: the runner names the join, the artifact and the branches
+        return merged
+
+    def shutdown(self, *, cancel: bool) -> None:
+        if cancel:
+            for ref in self._running:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # already finished, or its worker is gone
+                    continue
+            self._running.clear()
+            self._queue.clear()
+        # The runner materializes the final artifacts after this: the session is released once the result
+        # is built (the plugin's stagekit_after_run hook), or when this executor is collected.
+        _pending.defer(self)
+
+    def close(self, result: Any = None) -> None:
+        """Bring ``result.outputs`` back (``fetch_outputs``) and release the Ray session; idempotent."""
+        if self._finalizer.alive and result is not None and self.fetch_outputs:
+            self._fetch_outputs(result)
+        self._puts.clear()
+        self._merges.clear()
+        self._finalizer()
+
+    # --- internals --------------------------------------------------------------------------------------
+
+    def _launch(self, task: Task) -> None:
+        stage = task.stage
+        names: list[str] = []
+        values: list[Any] = []
+        params: dict[str, Any] = {}
+        try:
+            for key, value in task.kwargs.items():
+                if key in stage.requires:
+                    names.append(key)
+                    values.append(self._arg(value, stage.name, key))
+                else:
+                    params[key] = value
+            options = {**self._task_options, "num_returns": 1 + len(stage.provides),
+                       "name": f"stagekit:{stage.name}"}
+            refs = self._stage_fn.options(**options).remote(
+                stage, _by_value(stage), params, self._checker_config(task.checker), tuple(names), *values)
+        except ExecutorError as exc:
+            self._done.append(Outcome(stage.name, None, exc))
+            return
+        except Exception as exc:
+            self._done.append(Outcome(stage.name, None, ExecutorError(
+                f"stage {stage.name!r} cannot be sent to Ray (its function, params and contracts must be "
+                f"serializable): {type(exc).__name__}: {exc}")))
+            return
+        status, outputs = (refs, []) if not stage.provides else (refs[0], list(refs[1:]))
+        self._running[status] = (stage.name, stage.provides, outputs)
+
+    def _arg(self, value: Any, stage: str = "", artifact: str = "") -> Any:
+        """An artifact as a task argument: a reference as is, a driver value put in the store once."""
+        if isinstance(value, (ray.ObjectRef, *_SCALARS)):
+            return value
+        known = self._puts.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        try:
+            ref = ray.put(value)
+        except Exception as exc:
+            where = f"stage {stage!r} requires artifact {artifact!r}" if stage else "a merge needs a value"
+            raise ExecutorError(f"{where} ({type(value).__name__}), which cannot be put in Ray's object "
+                                f"store: {type(exc).__name__}: {exc}") from exc
+        self._puts[id(value)] = (value, ref)
+        return ref
+
+    def _merge_ref(self, merge: Callable[..., Any]) -> Any:
+        known = self._merges.get(id(merge))
+        if known is not None and known[0] is merge:
+            return known[1]
+        try:
+            ref = ray.put(merge)
+        except Exception:
+            ref = None
+        self._merges[id(merge)] = (merge, ref)
+        return ref
+
+    def _checker_config(self, checker: Any) -> worker.CheckerConfig | None:
+        if checker is None:
+            return None
+        stage_modes = tuple(sorted(getattr(checker, "stage_modes", {}).items()))
+        return (self.host, getattr(checker, "mode", "strict"), stage_modes)
+
+    def _collect(self, status_ref: Any) -> Outcome:
+        name, provides, outputs = self._running.pop(status_ref)
+        try:
+            status: worker.Status = ray.get(status_ref)
+        except RayTaskError as exc:  # the task failed outside the stage: its arguments, its unpickling
+            cause = worker.unwrap(exc.cause) if isinstance(exc.cause, BaseException) else exc
+            return Outcome(name, None, ExecutorError(
+                f"stage {name!r} could not run on Ray: {type(cause).__name__}: {cause}"))
+        except RayError as exc:  # the worker died, the object was lost, the task was cancelled
+            return Outcome(name, None, ExecutorError(
+                f"the Ray worker running stage {name!r} failed: {type(exc).__name__}: {exc}"))
+        if status.error is not None:
+            return Outcome(name, None, status.error, status.duration, list(status.warnings))
+        return Outcome(name, dict(zip(provides, outputs, strict=True)), None, status.duration,
+                       list(status.warnings))
+
+    def _drain_done(self) -> list[Outcome]:
+        done, self._done = self._done, []
+        return done
+
+    def _fetch_outputs(self, result: Any) -> None:
+        slots = [(outs, key) for outs in getattr(result, "outputs", {}).values()
+                 for key, value in outs.items() if isinstance(value, ray.ObjectRef)]
+        try:
+            values = ray.get([outs[key] for outs, key in slots])
+        except RayError:  # one was lost with its worker: fetch one by one, keeping the reference of the lost
+            values = [self._fetch(outs[key]) for outs, key in slots]
+        for (outs, key), value in zip(slots, values, strict=True):
+            outs[key] = value
+
+    @staticmethod
+    def _fetch(ref: Any) -> Any:
+        try:
+            return ray.get(ref)
+        except RayError:
+            return ref
+
+
+def _by_value(stage: Any) -> Any:
+    """The stage's function if it lives in the driver's ``__main__``, which a worker cannot import by name."""
+    func = stage.func
+    return func if callable(func) and getattr(func, "__module__", "") == "__main__" else None
