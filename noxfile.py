@@ -55,13 +55,14 @@ def ray(session: nox.Session) -> None:
     ray_plugin = [p for p in PLUGINS if p.endswith("stagekit-ray")]
     if not ray_plugin:
         session.skip("plugins/stagekit-ray is not there yet")
-    session.install("-e", ".[test]", *PLUGINS, "setuptools", "wheel")
+    session.install("-e", ".[test]", *PLUGINS, "setuptools", "wheel", "mypy", "pandas-stubs")
+    session.run("mypy", *(f"{p}/src" for p in ray_plugin))
     session.run("pytest", "-m", "ray", *ray_plugin, "tests", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def benchmarks(session: nox.Session) -> None:
     """Every benchmark, printing its figures (not part of CI: the machines are noisy)."""
-    session.install(".", *LOCAL_PLUGINS)
+    session.install(".", *PLUGINS)
     for script in sorted((ROOT / "benchmarks").glob("*.py")):
         session.run("python", str(script))

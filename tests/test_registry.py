@@ -55,3 +55,12 @@ def test_unknown_names_and_tags_suggest_close_ones(registry: Registry) -> None:
         registry.select(names=["repot"], tags=["dmeo"])
     assert "unknown stage 'repot' (did you mean 'report'?)" in err.value.problems
     assert "unknown tag 'dmeo' (did you mean 'demo'?)" in err.value.problems
+
+
+def test_of_two_alternative_sources_the_one_whose_inputs_are_given_is_chosen(registry: Registry) -> None:
+    registry.add_stage(stage(noop, name="load_prices", requires=["prices_file"], provides=["prices"]),
+                       Provenance("bulk"))
+    assert names(registry.select(targets=["report"], given=["workspace"])) == [
+        "audit", "clean", "fetch", "fix", "report", "tidy"]
+    assert names(registry.select(targets=["report"], given=["prices_file"])) == [
+        "audit", "fix", "load_prices", "report", "tidy"]

@@ -144,13 +144,15 @@ class Registry:
     def upstream(self, targets: Iterable[str], given: Iterable[str] = ()) -> set[str]:
         """The targets and every stage they depend on, through artifacts and ``after`` (no recursion).
 
-        A ``given`` artifact's creator is not pulled in (its updaters still are)."""
+        A ``given`` artifact's creator is not pulled in (its updaters still are). Where several stages could
+        create one artifact (alternative sources), only those whose inputs can be had are pulled in."""
         given = set(given)
         writers: dict[str, list[str]] = {}
         for s in self.stages.values():
             for a in s.provides:
                 if a not in given or a in s.requires:
                     writers.setdefault(a, []).append(s.name)
+        self._drop_unreachable_creators(writers, given)
         seen: set[str] = set()
         todo = list(targets)
         while todo:
@@ -165,6 +167,30 @@ class Registry:
                 todo.extend(w for w in writers.get(a, ()) if w != name and (a not in st.provides or
                                                                             a not in self.stages[w].requires))
         return seen
+
+
+    def _drop_unreachable_creators(self, writers: dict[str, list[str]], given: set[str]) -> None:
+        contested = [a for a, ws in writers.items() if sum(a not in self.stages[w].requires for w in ws) > 1]
+        if not contested:
+            return
+        reachable = self.reachable_artifacts(given)
+        for a in contested:
+            creators = [w for w in writers[a] if a not in self.stages[w].requires]
+            usable = [w for w in creators if all(r in reachable for r in self.stages[w].requires)]
+            if usable:  # none usable: keep them all, and let DAG validation say what is wrong
+                writers[a] = [w for w in writers[a] if w not in creators or w in usable]
+
+    def reachable_artifacts(self, given: Iterable[str]) -> set[str]:
+        """Every artifact some chain of registered stages can produce from ``given`` (a fixed point)."""
+        have, pending = set(given), list(self.stages.values())
+        while True:
+            ready = [s for s in pending if all(r in have for r in s.requires)]
+            if not ready:
+                return have
+            for s in ready:
+                have.update(s.provides)
+            done = {id(s) for s in ready}
+            pending = [s for s in pending if id(s) not in done]
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> str:

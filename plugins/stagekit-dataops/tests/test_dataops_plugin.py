@@ -23,6 +23,7 @@ EXPECTED = {
     "validate_ingestion": (("raw_prices", "prices", "aligned_prices", "features", "returns", "volume"),
                            ("ingestion_report",)),
     "generate_raw_prices": (("workspace",), ("raw_dir",)),  # the demo's data source
+    "load_returns_matrix": (("prices_dataset",), ("returns",)),  # the bulk source of returns
 }
 
 
@@ -53,6 +54,10 @@ def test_registration_is_lazy_and_declares_every_contract() -> None:
     for s in stages:
         if s.name == "generate_raw_prices":  # the demo's data source: a path, no frame to hold to a contract
             assert s.func == "stagekit_dataops.synthetic:generate_raw_prices" and not (s.inputs or s.outputs)
+            continue
+        if s.name == "load_returns_matrix":  # reads a path, so only its output has a contract
+            assert s.func == "stagekit_dataops.bulk:load_returns_matrix" and not s.inputs
+            assert s.outputs == {"returns": plugin.CONTRACTS["returns"]}
             continue
         assert isinstance(s.func, str) and s.func == f"stagekit_dataops.stages:{s.name}"
         assert "dataops" in s.tags

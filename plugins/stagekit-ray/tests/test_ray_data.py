@@ -94,3 +94,13 @@ def test_a_stage_reads_the_matrix_with_ray_data_under_ray(ray_cluster: Any, tmp_
     host = Host(plugins=[stagekit_ray.plugin], autoload=False, env={})
     result = Pipeline([rs.returns_with_ray_data], host=host).run({"parquet_dir": str(folder)}, executor="ray")
     pd.testing.assert_frame_equal(result.artifacts["returns"], returns_matrix_pandas(rows))
+
+
+def test_dataops_reads_the_same_matrix_with_ray_as_with_pandas(ray_cluster: Any, tmp_path: Path) -> None:
+    pytest.importorskip("stagekit_dataops")
+    from stagekit_dataops.bulk import load_returns_matrix
+
+    data = write_parts(long_rows(), tmp_path / "prices")
+    with_pandas = load_returns_matrix(str(data), engine="pandas")
+    with_ray = load_returns_matrix(str(data), engine="ray")
+    pd.testing.assert_frame_equal(with_ray, with_pandas, check_freq=False)

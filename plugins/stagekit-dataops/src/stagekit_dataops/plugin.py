@@ -67,6 +67,18 @@ def dataops_stages() -> list[Stage]:
     ]
 
 
+def bulk_stages() -> list[Stage]:
+    """An alternative source of ``returns``: a stored parquet dataset, read whole or streamed with Ray.
+
+    A pipeline that gives ``prices_dataset`` gets this stage; one that gives ``raw_dir`` (or ``workspace``)
+    gets the L0-L4 chain (targets pull in only the source whose inputs can be had)."""
+    return [
+        stage("stagekit_dataops.bulk:load_returns_matrix", requires=["prices_dataset"], provides=["returns"],
+              params={"engine": "pandas"}, tags=(*TAGS, "bulk"), outputs={"returns": CONTRACTS["returns"]},
+              description="L4 returns from a parquet dataset of long rows; engine pandas or ray (stagekit-ray)"),
+    ]
+
+
 def demo_stages() -> list[Stage]:
     """The demo's data source: it creates ``raw_dir``, so leave it out when you pass ``raw_dir`` yourself."""
     return [
@@ -78,5 +90,5 @@ def demo_stages() -> list[Stage]:
 
 @hookimpl
 def stagekit_register_stages(register: Callable[[Stage], None]) -> None:
-    for s in [*dataops_stages(), *demo_stages()]:
+    for s in [*dataops_stages(), *bulk_stages(), *demo_stages()]:
         register(s)
