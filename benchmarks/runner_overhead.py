@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import graphlib
 import statistics
 import sys
 import time
 from typing import Any
+
+import pluggy
 
 from stagekit import Host, Pipeline, hookimpl, stage
 
@@ -58,6 +61,46 @@ def measure(stages: list[Any], executor: str, workers: int | None, repeat: int) 
     return statistics.median(times) / len(stages)
 
 
+class _Spec:
+    @pluggy.HookspecMarker("bare")
+    def before(self, name: str) -> None: ...
+
+    @pluggy.HookspecMarker("bare")
+    def after(self, name: str) -> None: ...
+
+
+class _Impl:
+    @pluggy.HookimplMarker("bare")
+    def before(self, name: str) -> None:
+        pass
+
+    @pluggy.HookimplMarker("bare")
+    def after(self, name: str) -> None:
+        pass
+
+
+def bare_loop(stages: list[Any], repeat: int) -> float:
+    """The reference: a bare graphlib loop calling two pluggy hooks per node, over the same graph."""
+    pm = pluggy.PluginManager("bare")
+    pm.add_hookspecs(_Spec)
+    pm.register(_Impl())
+    creators = {a: s.name for s in stages for a in s.provides}
+    graph = {s.name: {creators[a] for a in s.requires} for s in stages}
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        ts = graphlib.TopologicalSorter(graph)
+        ts.prepare()
+        while ts.is_active():
+            for node in ts.get_ready():
+                pm.hook.before(name=node)
+                pm.hook.after(name=node)
+                ts.done(node)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / len(stages)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,10000,100000")
@@ -67,14 +110,17 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"executor={args.executor} python={sys.version.split()[0]} repeat={args.repeat} (median)")
-    print(f"{'shape':8} {'stages':>8} {'us/stage':>10}")
+    print("stagekit: the whole Pipeline.run; bare: graphlib + two pluggy hooks per node, measured alongside")
+    print(f"{'shape':8} {'stages':>8} {'stagekit us':>12} {'bare us':>8} {'ratio':>6} {'growth':>7}")
     for shape, build in (("chain", chain), ("fan-out", fan_out)):
         first = None
         for n in sizes:
             repeat = args.repeat if n <= 10_000 else max(1, args.repeat // 2)
-            per = measure(build(n), args.executor, args.workers, repeat) * 1e6
+            stages = build(n)
+            per = measure(stages, args.executor, args.workers, repeat) * 1e6
+            bare = bare_loop(stages, repeat) * 1e6
             first = first or per
-            print(f"{shape:8} {n:>8} {per:>10.2f}   growth vs {sizes[0]}: {per / first:.2f}x", flush=True)
+            print(f"{shape:8} {n:>8} {per:>12.2f} {bare:>8.2f} {per / bare:>6.2f} {per / first:>6.2f}x", flush=True)
 
 
 if __name__ == "__main__":
