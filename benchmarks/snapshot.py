@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stagekit import snapshot
+from stagekit import _store
 from stagekit.workspace import Workspace
 
 MIB = 1 << 20
@@ -87,11 +87,11 @@ def cp_sync(*args: str) -> None:
 
 
 def verify_one_thread(ws: Workspace, name: str) -> None:
-    workers, snapshot._WORKERS = snapshot._WORKERS, 1
+    workers, _store._WORKERS = _store._WORKERS, 1
     try:
         ws.verify_snapshot(name)
     finally:
-        snapshot._WORKERS = workers
+        _store._WORKERS = workers
 
 
 def bench_tree(ws: Workspace, rel: str, repeats: int) -> dict[str, list[float]]:

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stagekit import snapshot
+from stagekit import _store, snapshot
 from stagekit.snapshot import (
     SnapshotCorruptError,
     SnapshotError,
@@ -123,13 +123,13 @@ def test_a_new_snapshot_sees_the_changes_and_the_old_one_does_not(ws: Workspace,
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The relative paths of the files a snapshot creation actually opens and reads."""
     seen: list[str] = []
-    real = snapshot._read_once
+    real = _store._read_once
 
     def spy(path: str, rel: str, *args: object) -> object:
         seen.append(rel)
         return real(path, rel, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(snapshot, "_read_once", spy)
+    monkeypatch.setattr(_store, "_read_once", spy)
     return seen
 
 
@@ -199,7 +199,7 @@ def _writer_during_read(
 ) -> list[int]:
     """Append to ``target`` right after each of the snapshot's reads of it gets its first chunk."""
     writes: list[int] = []
-    real = snapshot._readv
+    real = _store._readv
 
     def racing_readv(fd: int, buffers: list[memoryview]) -> int:
         n = real(fd, buffers)
@@ -214,7 +214,7 @@ def _writer_during_read(
                 os.replace(target.parent / "new", target)
         return n
 
-    monkeypatch.setattr(snapshot, "_readv", racing_readv)
+    monkeypatch.setattr(_store, "_readv", racing_readv)
     return writes
 
 
@@ -332,7 +332,7 @@ def test_full_disk_while_storing_leaves_nothing(ws: Workspace, monkeypatch: pyte
     write_features(ws)
     before = state(ws)
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(snapshot, "_write", _fail_after(2, full, os.write))
+    monkeypatch.setattr(_store, "_write", _fail_after(2, full, os.write))
     with pytest.raises(SnapshotError, match="No space left on device") as info:
         ws.create_snapshot("s", ["features"])
     assert info.value.path is not None and info.value.path.startswith("features/")
@@ -354,7 +354,7 @@ def test_failure_while_renaming_objects_into_the_store_removes_them(
 
 def test_interrupt_while_hashing_leaves_nothing(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     write_features(ws)
-    monkeypatch.setattr(snapshot, "_write", _fail_after(1, KeyboardInterrupt(), os.write))
+    monkeypatch.setattr(_store, "_write", _fail_after(1, KeyboardInterrupt(), os.write))
     with pytest.raises(KeyboardInterrupt):
         ws.create_snapshot("s", ["features"])
     assert state(ws) == {"objects": [], "snapshots": [], "tmp": []}
@@ -367,13 +367,13 @@ def test_killed_creation_leaves_no_snapshot_and_no_partial_object(ws: Workspace,
     write_features(ws)
     crash = {
         # die in the middle of copying the second file into the store
-        "storing": "snapshot._write = lambda fd, data, n=[0]: os._exit(9) if (n.__setitem__(0, n[0] + 1) "
+        "storing": "_store._write = lambda fd, data, n=[0]: os._exit(9) if (n.__setitem__(0, n[0] + 1) "
                    "or n[0] > 1) else os.write(fd, data[: len(data) // 2])",
         # die after two objects got their names, before the manifest
         "committing": "real = os.rename\nos.rename = lambda a, b, n=[0]: os._exit(9) if "
                       "(n.__setitem__(0, n[0] + 1) or n[0] > 2) else real(a, b)",
     }[crash_at]
-    code = f"import os\nfrom stagekit import snapshot\nfrom stagekit.workspace import Workspace\n{crash}\n" \
+    code = f"import os\nfrom stagekit import _store, snapshot\nfrom stagekit.workspace import Workspace\n{crash}\n" \
            f"Workspace({str(ws.root)!r}).create_snapshot('s', ['features'])\n"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 9
     assert ws.snapshots() == []
@@ -402,15 +402,15 @@ def test_two_processes_creating_at_once_both_succeed_with_wait(ws: Workspace) ->
         (ws.data_dir / f"{i}.bin").write_bytes(os.urandom(50_000))
     code = f"""
         import sys, time
-        from stagekit import snapshot
+        from stagekit import _store
         from stagekit.workspace import Workspace
         if sys.argv[1] == "slow":  # pause half-way, holding the lock, until the other process is waiting
-            commit = snapshot._Txn.commit
+            commit = _store.Txn.commit
             def paused(txn):
                 print("committing", flush=True)
                 time.sleep(1.0)
                 commit(txn)
-            snapshot._Txn.commit = paused
+            _store.Txn.commit = paused
         r = Workspace({str(ws.root)!r}).create_snapshot(sys.argv[1], ["data"], wait=60)
         print(r.snapshot.file_count, r.objects_added)
     """

@@ -7,8 +7,8 @@ looks at which executor it has.
 
 from __future__ import annotations
 
-from time import perf_counter
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, Protocol
 
 import attrs

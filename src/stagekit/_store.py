@@ -1,0 +1,391 @@
+"""The content-addressed object store beneath snapshots, and the reading of files into it.
+
+It knows nothing of manifests: ``stagekit.snapshot`` builds those from the digests this returns.
+
+* ``object_path``: where a content lives, ``.stagekit/objects/<hh>/<sha256>``.
+* ``StatCache``: which files are unchanged since they were last hashed (``.stagekit/cache/stat.json``).
+* ``Txn``: the objects one creation adds: temporaries in ``.stagekit/tmp``, one ``syncfs``, then renamed
+  into the store; ``rollback`` removes them all.
+* ``store_files`` and ``hash_many``: chunked reads hashed with sha256, in batches on a thread pool. A file
+  is stat'ed before and after its read and read again if it changed; one that keeps changing fails.
+* ``remove_unreferenced``: garbage collection of contents no snapshot refers to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import itertools
+import json
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, TypeVar
+
+from stagekit._snapshot_types import ALGORITHM, FORMAT, Progress, ProgressFn, SnapshotError
+from stagekit.atomic import atomic_write_json, sync_filesystem
+from stagekit.workspace import ScanItem, Workspace, within
+
+_BUF = 1 << 20  # read size; files smaller than this are hashed in memory before anything is written
+_RETRIES = 3  # reads of a file that changes while read
+_BATCH_FILES, _BATCH_BYTES = 256, 16 << 20  # work per thread-pool task: amortises the pool's overhead
+# Threads for big files: hashlib and file I/O release the GIL, so storing overlaps hashing with writing.
+# Small files cost Python overhead and syscalls that serialise on their directory; more threads only
+# slowed those down (measured on 2 CPUs), as did more threads than CPUs.
+_WORKERS = min(4, os.cpu_count() or 1)
+_SMALL_FILES = 256 << 10  # below this average size, one thread
+
+# Seams that tests replace to simulate a writer racing the reader and a full disk (through
+# stagekit.snapshot, which passes such writes on to this module, as it does for _read_once and _WORKERS).
+_readv = os.readv
+_write = os.write
+
+
+def object_path(objects: str, digest: str) -> str:
+    return f"{objects}/{digest[:2]}/{digest}"
+
+
+# --- stat cache ----------------------------------------------------------------------------------------
+
+
+def stat_key(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def _racy(st: os.stat_result, started_ns: int) -> bool:
+    """Modified so shortly before it was read that a later write might not move its timestamps."""
+    granularity = 2_000_000_000 if st.st_ctime_ns % 1_000_000_000 == 0 else 100_000_000
+    return max(st.st_mtime_ns, st.st_ctime_ns) >= started_ns - granularity
+
+
+class StatCache:
+    """relative path -> [size, mtime_ns, ctime_ns, inode, device, hash] of files hashed before."""
+
+    def __init__(self, path: Path, rehash: bool) -> None:
+        self.path = path
+        self.entries: dict[str, list[Any]] = {} if rehash else self._read(path)
+        self.dirty = rehash
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, list[Any]]:
+        try:
+            data = json.loads(path.read_bytes())
+            if data["algorithm"] == ALGORITHM and data["format"] == FORMAT:
+                return dict(data["files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a missing or damaged cache only costs re-reading
+        return {}
+
+    def lookup(self, item: ScanItem) -> str | None:
+        found = self.entries.get(item.rel)
+        return str(found[5]) if found is not None and found[:5] == stat_key(item.st) else None
+
+    def remember(self, rel: str, st: os.stat_result, digest: str, started_ns: int) -> None:
+        self.dirty = True
+        if _racy(st, started_ns):
+            self.entries.pop(rel, None)
+        else:
+            self.entries[rel] = [*stat_key(st), digest]
+
+    def prune(self, roots: Sequence[str], seen: set[str]) -> None:
+        for rel in [r for r in self.entries if r not in seen and within(r, roots)]:
+            del self.entries[rel]
+            self.dirty = True
+
+    def save(self) -> None:
+        if self.dirty:  # a hint, not a record: no fsync
+            atomic_write_json(self.path, {"format": FORMAT, "algorithm": ALGORITHM, "files": self.entries},
+                              fsync=False, separators=(",", ":"))
+
+
+# --- storing -------------------------------------------------------------------------------------------
+
+
+class Txn:
+    """The objects one creation adds: temporaries until ``commit``, removed again by ``rollback``."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.objects, self.tmp = str(ws.objects_dir), str(ws.tmp_dir)
+        self.prefix = f"{os.getpid()}-{os.urandom(4).hex()}-"
+        self._names = itertools.count()
+        self._lock = threading.Lock()
+        self.pending: dict[str, str] = {}
+        self._listings: dict[str, frozenset[str]] = {}
+        self.added: list[str] = []
+        self.bytes_added = 0
+
+    def known(self, digest: str) -> bool:
+        """Whether the store has (or this creation is adding) that content."""
+        if digest in self.pending:
+            return True
+        listing = self._listings.get(digest[:2])
+        if listing is None:  # one listdir per fan-out directory instead of a stat per file
+            try:
+                listing = frozenset(os.listdir(f"{self.objects}/{digest[:2]}"))
+            except FileNotFoundError:
+                listing = frozenset()
+            self._listings[digest[:2]] = listing  # only we add objects (we hold the lock), via pending
+        return digest in listing
+
+    def new_tmp(self) -> str:
+        return f"{self.tmp}/{self.prefix}{next(self._names)}"
+
+    def offer(self, digest: str, tmp: str | None, size: int) -> None:
+        if tmp is None:
+            return
+        with self._lock:
+            if self.known(digest):  # another file with the same content got there first
+                os.unlink(tmp)
+                return
+            self.pending[digest] = tmp
+            self.bytes_added += size
+
+    def commit(self) -> None:
+        if not self.pending:
+            return
+        sync_filesystem(self.tmp)  # contents durable before any of them gets its name
+        made: set[str] = set()
+        for digest, tmp in self.pending.items():
+            dst = object_path(self.objects, digest)
+            if digest[:2] not in made:
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                made.add(digest[:2])
+            os.rename(tmp, dst)
+            self.added.append(dst)
+        self.pending.clear()
+        sync_filesystem(self.objects)  # and the names, before a manifest refers to them
+
+    def rollback(self) -> None:
+        for path in self.added:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        clean_tmp(self.ws, self.prefix)
+
+
+def clean_tmp(ws: Workspace, prefix: str = "") -> None:
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(ws.tmp_dir):
+            if name.startswith(prefix):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(ws.tmp_dir, name))
+
+
+def _chunks(fd: int, view: memoryview, size: int) -> Iterator[memoryview]:
+    """The open file's content, in chunks read into ``view`` (each valid until the next is asked for).
+
+    The first read asks for ``size`` + 1 bytes, so that a file of the expected size is read, end of file
+    included, in one call: a short read of a regular file is its end. (Were it not, the size check that
+    follows every read would catch it.)
+    """
+    want = min(size + 1, len(view))
+    while True:
+        n = _readv(fd, [view[:want]])
+        if n:
+            yield view[:n]
+        if n < want:
+            return
+        want = len(view)
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[_write(fd, data):]
+
+
+def _open_new(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+
+
+def _hash_into_store(fd: int, size: int, txn: Txn, view: memoryview) -> tuple[str, str | None, int]:
+    """Hash the open file, copying it to a temporary if its content is new: (digest, temporary, size)."""
+    chunks = _chunks(fd, view, size)
+    first = next(chunks, view[:0])
+    h = hashlib.sha256(first)
+    if len(first) < min(size + 1, len(view)) and txn.known(h.hexdigest()):
+        return h.hexdigest(), None, len(first)  # read whole, and the store has it: nothing to write
+    tmp = txn.new_tmp()
+    out = _open_new(tmp)
+    total = len(first)
+    try:
+        _write_all(out, first)
+        for chunk in chunks:
+            h.update(chunk)
+            _write_all(out, chunk)
+            total += len(chunk)
+    except BaseException:
+        os.close(out)
+        os.unlink(tmp)
+        raise
+    os.close(out)
+    return h.hexdigest(), tmp, total
+
+
+def _read_once(path: str, rel: str, txn: Txn, view: memoryview) -> tuple[str | None, os.stat_result, int]:
+    """(digest, stat before, wall time) of one read; digest None if the file changed during it."""
+    started = time.time_ns()
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise SnapshotError(f"{rel} stopped being a regular file while being snapshotted", path=rel)
+        digest, tmp, size = _hash_into_store(fd, before.st_size, txn, view)
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    key = stat_key(before)
+    if size != before.st_size or stat_key(after) != key or stat_key(os.lstat(path)) != key:
+        if tmp is not None:
+            os.unlink(tmp)
+        return None, before, started
+    txn.offer(digest, tmp, size)
+    return digest, before, started
+
+
+Stored = tuple[ScanItem, str, os.stat_result, int]
+_T = TypeVar("_T")
+
+
+def _store_batch(root: str, batch: list[ScanItem], txn: Txn) -> tuple[list[Stored], list[str]]:
+    view = memoryview(bytearray(_BUF))
+    stored: list[Stored] = []
+    unstable: list[str] = []
+    for item in batch:
+        path = os.path.join(root, item.rel)
+        for attempt in range(_RETRIES):
+            try:
+                digest, before, started = _read_once(path, item.rel, txn, view)
+            except OSError as exc:
+                what = "disappeared" if isinstance(exc, FileNotFoundError) and exc.filename == path else (
+                    f"could not be stored: {exc.strerror or exc}")
+                raise SnapshotError(f"{item.rel} {what}", path=item.rel) from exc
+            if digest is not None:
+                stored.append((item, digest, before, started))
+                break
+            time.sleep(0.02 * (attempt + 1))
+        else:
+            unstable.append(item.rel)
+    return stored, unstable
+
+
+def _batches(items: Sequence[_T], size_of: Callable[[_T], int]) -> list[list[_T]]:
+    batches: list[list[_T]] = [[]]
+    size = 0
+    for item in items:
+        if len(batches[-1]) >= _BATCH_FILES or size >= _BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(item)
+        size += size_of(item)
+    return batches if batches[0] else []
+
+
+def _run_batches(work: Callable[[Any], tuple[list[Any], list[Any]]], batches: Sequence[Sequence[Any]],
+                 sizes: Callable[[Any], int], phase: str, progress: ProgressFn | None,
+                 ) -> tuple[list[Any], list[Any]]:
+    """Run ``work`` on each batch in a thread pool, reporting progress; concatenates the results."""
+    done: list[Any] = []
+    bad: list[Any] = []
+    total, total_bytes = sum(map(len, batches)), sum(sizes(x) for b in batches for x in b)
+    workers = _WORKERS if total and total_bytes / total >= _SMALL_FILES else 1
+    count = nbytes = 0
+    with ThreadPoolExecutor(min(workers, max(1, len(batches))), "stagekit-snapshot") as pool:
+        futures = {pool.submit(work, b): b for b in batches}
+        try:
+            for fut in as_completed(futures):
+                got, failed = fut.result()
+                done += got
+                bad += failed
+                count += len(futures[fut])
+                nbytes += sum(sizes(x) for x in futures[fut])
+                if progress is not None:
+                    progress(Progress(phase, count, total, nbytes, total_bytes))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return done, bad
+
+
+def store_files(root: str, items: list[ScanItem], txn: Txn, progress: ProgressFn | None) -> list[Stored]:
+    """Hash the files ``items`` (under ``root``), adding new contents to ``txn``: (item, digest, stat, time).
+
+    The stat is the one taken before the read that hashed it, and the time when that read started.
+    """
+    def size_of(item: ScanItem) -> int:
+        return item.st.st_size
+
+    stored, unstable = _run_batches(lambda b: _store_batch(root, b, txn), _batches(items, size_of),
+                                    size_of, "reading", progress)
+    if unstable:
+        raise SnapshotError(f"{len(unstable)} file(s) kept changing while being read ({_RETRIES} tries): "
+                            + ", ".join(sorted(unstable)) + "; stop what writes them and try again",
+                            path=unstable[0], problems=[f"{r}: changed while being read" for r in unstable])
+    return stored
+
+
+# --- hashing what is stored ----------------------------------------------------------------------------
+
+
+def _hash_path(path: str, view: memoryview) -> tuple[str, int] | None:
+    """(sha256, size) of the regular file at ``path``; None if missing; ("", size) if not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symlink where a file should be
+            return "", 0
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return "", st.st_size
+        h = hashlib.sha256()
+        total = 0
+        for chunk in _chunks(fd, view, st.st_size):
+            h.update(chunk)
+            total += len(chunk)
+        return h.hexdigest(), total
+    finally:
+        os.close(fd)
+
+
+def hash_many(paths: list[tuple[str, int]], phase: str, progress: ProgressFn | None,
+              ) -> dict[str, tuple[str, int] | None]:
+    """Hash (path, expected size) pairs in parallel: path -> _hash_path(path)."""
+    def work(batch: list[tuple[str, int]]) -> tuple[list[Any], list[Any]]:
+        view = memoryview(bytearray(_BUF))
+        return [(p, _hash_path(p, view)) for p, _ in batch], []
+
+    def size_of(job: tuple[str, int]) -> int:
+        return job[1]
+
+    done, _ = _run_batches(work, _batches(paths, size_of), size_of, phase, progress)
+    return dict(done)
+
+
+# --- collecting garbage --------------------------------------------------------------------------------
+
+
+def remove_unreferenced(ws: Workspace, keep: set[str]) -> tuple[int, int]:
+    """Remove every stored object whose digest is not in ``keep``, and leftover temporaries.
+
+    Returns (objects removed, bytes freed).
+    """
+    removed = freed = 0
+    with ws.lock("gc", wait=None):  # readers (verify, restore, checkout) hold it shared
+        for sub in os.scandir(ws.objects_dir):
+            if not sub.is_dir(follow_symlinks=False):
+                continue
+            for obj in os.scandir(sub.path):
+                if obj.name not in keep:
+                    freed += obj.stat(follow_symlinks=False).st_size
+                    os.unlink(obj.path)
+                    removed += 1
+        clean_tmp(ws)
+    return removed, freed
