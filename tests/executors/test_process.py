@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from interrupting import interrupt_run
 
 import sample_stages as ss
 from stagekit import ExecutorError, Pipeline, StageError, stage
@@ -64,35 +60,6 @@ def test_two_cpu_bound_branches_run_in_parallel() -> None:
 
 
 def test_ctrl_c_cancels_promptly_and_keeps_what_completed(tmp_path: Path) -> None:
-    script = tmp_path / "interrupt.py"
-    script.write_text(textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(TESTS)!r})
-        import sample_stages as ss
-        from stagekit import Host, Pipeline, RunInterrupted, hookimpl, stage
-        slow = [stage(ss.slow, name=f"slow{{i}}", requires=["d"], provides=[f"s{{i}}"]) for i in range(4)]
-
-        class Tell:
-            @hookimpl
-            def stagekit_after_stage(self, run, stage, record):
-                print("done", stage.name, flush=True)
-
-        if __name__ == "__main__":
-            host = Host(plugins=[("tell", Tell())], autoload=False)
-            try:
-                Pipeline([ss.make, *slow], host=host).run(executor="process", workers=2)
-            except RunInterrupted as exc:
-                print("interrupted", exc.result.artifacts.get("d"), exc.result.stages["make"].status, flush=True)
-                sys.exit(130)
-    """))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(TESTS)})
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "done make"
-    time.sleep(0.5)  # let the slow stages start
-    start = time.perf_counter()
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
-    assert time.perf_counter() - start < 10
-    assert proc.returncode == 130, out
-    assert "interrupted {'base': 1} ok" in out
+    code, out, seconds = interrupt_run("process", tmp_path)
+    assert (code, seconds < 10) == (130, True), out
+    assert "interrupted {'base': 1} ['cancelled', 'ok']" in out
