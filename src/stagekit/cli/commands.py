@@ -166,13 +166,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(json.dumps(partial.summary(), indent=2))
         raise
     progress.close()
-    write_report(args, pf, pipeline, result, artifacts)
     if args.snapshot:
         record_run(args, result)
     if args.json:
         print(json.dumps(result.summary(), indent=2))
     else:
         print(render.run_summary(result))
+        shown = {a: result.artifacts[a] for a in pf.report_artifacts or () if a in result.artifacts}
+        for name, table in render.scalar_tables(shown):
+            print(f"\n{name}:\n{table}")
+    write_report(args, pf, pipeline, result, artifacts)
     return 0
 
 

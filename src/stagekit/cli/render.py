@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stagekit.dag import INITIAL, Dag
@@ -70,3 +70,16 @@ def run_summary(result: Any) -> str:
     ok = sum(r.status == "ok" for r in result.stages.values())
     return (f"{head}\n\nrun {result.run_id}: {ok}/{len(result.stages)} stages ok in {result.duration:.2f} s "
             f"({result.executor}); artifacts: {', '.join(a for a in sorted(result.artifacts) if a != INITIAL)}")
+
+
+def scalar_tables(artifacts: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Artifacts that are small mappings of numbers or strings (e.g. metrics), each as a two-column table."""
+    tables = []
+    for name, value in artifacts.items():
+        if not isinstance(value, Mapping) or not value or len(value) > 40:
+            continue
+        if not all(isinstance(v, int | float | str | bool) for v in value.values()):
+            continue
+        rows = [[k, f"{v:.6g}" if isinstance(v, float) else v] for k, v in value.items()]
+        tables.append((name, table(["name", "value"], rows)))
+    return tables
