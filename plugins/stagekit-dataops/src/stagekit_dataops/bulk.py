@@ -7,6 +7,8 @@ the same matrix: simple returns against each symbol's previous known close.
 
 from __future__ import annotations
 
+import importlib
+
 import pandas as pd
 
 ENGINES = ("pandas", "ray")
@@ -18,11 +20,12 @@ def load_returns_matrix(prices_dataset: str, engine: str = "pandas") -> pd.DataF
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     if engine == "ray":
-        try:
-            from stagekit_ray.data import read_returns_matrix
+        try:  # an optional plugin: imported by name, so dataops neither needs it installed nor type-checks it
+            ray_data = importlib.import_module("stagekit_ray.data")
         except ImportError as exc:
             raise RuntimeError("engine='ray' needs the Ray plugin: pip install stagekit-ray") from exc
-        matrix: pd.DataFrame = read_returns_matrix(prices_dataset, date="date", symbol="symbol", close="close")
+        matrix: pd.DataFrame = ray_data.read_returns_matrix(prices_dataset, date="date", symbol="symbol",
+                                                            close="close")
         return matrix
     rows = pd.read_parquet(prices_dataset, columns=["date", "symbol", "close"])
     return returns_matrix(rows)
