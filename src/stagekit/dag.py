@@ -45,6 +45,7 @@ class Dag:
     initial: frozenset[str]
     order: list[str]  # a deterministic topological order
     successors: dict[str, list[str]]  # stage -> the stages that wait for it
+    plan: Any = attrs.field(default=None, repr=False)  # the VersionPlan, made once by the first run
 
     def edges(self) -> Iterable[tuple[str, str]]:
         for name, preds in self.deps.items():

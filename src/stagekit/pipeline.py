@@ -27,6 +27,7 @@ class Pipeline:
     def __init__(self, stages: Iterable[Stage], *, host: Host | None = None) -> None:
         self.stages = list(stages)
         self._host = host
+        self._dags: dict[tuple[tuple[int, ...], frozenset[str]], Dag] = {}  # built DAGs, for runs again
 
     @classmethod
     def from_host(
@@ -57,7 +58,14 @@ class Pipeline:
         return {s.name: registry.stage_origins[s.name] for s in self.stages if s.name in registry.stage_origins}
 
     def dag(self, initial: Iterable[str] = ()) -> Dag:
-        """Build and validate the DAG given the names of the initial artifacts."""
+        """Build and validate the DAG given the names of the initial artifacts (cached: a pipeline run again
+        with the same stages and initial artifacts reuses it; the cache holds the stages, so ids stay valid)."""
+        key = (tuple(map(id, self.stages)), frozenset(initial))
+        if key not in self._dags:
+            self._dags = {key: self._build(key[1])}  # keep one: the latest
+        return self._dags[key]
+
+    def _build(self, initial: frozenset[str]) -> Dag:
         origins = self.origins
 
         def origin(name: str) -> str:

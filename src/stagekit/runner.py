@@ -95,13 +95,15 @@ class _Run:
 
     def __init__(self, dag: Dag, artifacts: Mapping[str, Any], opts: RunOptions) -> None:
         self.dag, self.opts = dag, opts
-        enabled = gc.isenabled()
-        gc.disable()  # planning runs no user code; see Pipeline.dag
-        try:
-            self.plan: VersionPlan = plan_versions(dag)
-        finally:
-            if enabled:
-                gc.enable()
+        if dag.plan is None:  # planned once per DAG: a pipeline run again reuses it
+            enabled = gc.isenabled()
+            gc.disable()  # planning runs no user code; see Pipeline.dag
+            try:
+                dag.plan = plan_versions(dag)
+            finally:
+                if enabled:
+                    gc.enable()
+        self.plan: VersionPlan = dag.plan
         self.produced: dict[str, dict[str, Any]] = {INITIAL: dict(artifacts)}
         self.merged: dict[tuple[str, Merged], Any] = {}
         self.records: dict[str, StageRecord] = {}  # filled as stages finish; the rest are cancelled
