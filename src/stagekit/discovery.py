@@ -90,26 +90,40 @@ def _same_install(a: Any, b: Any) -> bool:
     return False
 
 
+# "stagekit>=0.1,<0.2" or "stagekit (>=0.1)": the common forms, read without importing packaging's parser
+_PLAIN = re.compile(r"^\s*stagekit\s*\(?\s*(?P<spec>[<>=!~][^;()]*?)?\s*\)?\s*$", re.I)
+
+
 @cache
 def required_stagekit(distribution: str | None) -> str | None:
     """The version specifier a distribution puts on ``stagekit``, or None if it puts none."""
     if not distribution:
         return None
-    from packaging.requirements import InvalidRequirement, Requirement
-
     md = _metadata()
     try:
         requires = md.distribution(distribution).requires or []
     except md.PackageNotFoundError:
         return None
     for line in requires:
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
+        if not re.match(r"^\s*stagekit\b(?![-_.\w])", line, re.I):
             continue
-        if _norm(req.name) != "stagekit":
-            continue
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue
-        return str(req.specifier)
+        plain = _PLAIN.match(line)
+        if plain:  # no extras, no markers: the usual case
+            return (plain.group("spec") or "").replace(" ", "")
+        spec = _full_parse(line)
+        if spec is not None:
+            return spec
     return None
+
+
+def _full_parse(line: str) -> str | None:
+    """A requirement with extras or markers: packaging decides (and whether its marker applies)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        req = Requirement(line)
+    except InvalidRequirement:
+        return None
+    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+        return None
+    return str(req.specifier)

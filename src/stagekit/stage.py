@@ -9,7 +9,6 @@ process or cluster executor can ship it without shipping code.
 from __future__ import annotations
 
 import importlib
-import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
@@ -161,7 +160,15 @@ def _rebuild(fields: dict[str, Any]) -> Stage:
     return Stage(**fields)
 
 
+def _summary(func: Callable[..., Any]) -> str:
+    import inspect
+
+    return (inspect.getdoc(func) or "").split("\n\n")[0]
+
+
 def _check_signature(name: str, func: Callable[..., Any], wanted: Iterable[str]) -> None:
+    import inspect  # only stages given as functions need it; lazy ("module:attr") ones never do
+
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError):  # builtins without a signature: trust them
@@ -275,7 +282,7 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
         _check_signature(name, func, list(requires) + list(params))
     description = options["description"]
     if description is None:
-        description = "" if isinstance(func, str) else (inspect.getdoc(func) or "").split("\n\n")[0]
+        description = "" if isinstance(func, str) else _summary(func)
     return Stage(
         name=name, func=func, requires=requires, provides=provides, after=after, tags=tags,
         description=description, params=params, inputs=inputs, outputs=outputs, contracts=contracts,
