@@ -4,7 +4,7 @@ import itertools
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sample_stages as ss
@@ -237,10 +237,8 @@ def test_results_do_not_depend_on_the_executor(stages: list[Stage]) -> None:
     assert results[0]["d"] == {"base": 1, **{f"k{i}": i for i in range(len(stages) - 2)}}
 
 
-def test_results_do_not_depend_on_the_executor_including_processes() -> None:
-    # processes are slow to start: one fixed, non-trivial DAG instead of a hypothesis search
-    stages = [ss.make] + [stage(ss.add_key, name=f"u{i}", requires=["d"], provides=["d"],
-                                after=[f"u{i - 2}"] if i >= 2 else [], params={"key": f"k{i}", "value": i})
-                          for i in range(6)] + [ss.read_d]
+@settings(max_examples=6)  # each example starts a process pool: a few random DAGs, not forty
+@given(mergeable_dags())
+def test_results_do_not_depend_on_the_executor_including_processes(stages: list[Stage]) -> None:
     results = [Pipeline(stages).run(executor=ex, workers=2).artifacts for ex in EXECUTORS]
     assert results[0] == results[1] == results[2]
