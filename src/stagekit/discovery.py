@@ -59,13 +59,48 @@ def find_entry_points(group: str) -> list[FoundEntryPoint]:
             shadows.setdefault(key, []).append(_location(dist))
     found = []
     for key, dist in first.items():
-        for ep in dist.entry_points.select(group=group):
+        eps = dist.entry_points.select(group=group)
+        if not eps:
+            continue
+        headers = read_headers(dist)
+        for ep in eps:
             found.append(FoundEntryPoint(
-                name=ep.name, value=ep.value, distribution=dist.metadata["Name"], version=dist.version,
+                name=ep.name, value=ep.value, distribution=headers.name, version=headers.version,
                 location=_location(dist), shadowed=tuple(shadows.get(key, ())), load=ep.load,
             ))
     found.sort(key=lambda e: (e.name, _norm(e.distribution)))
     return found
+
+
+@attrs.frozen
+class Headers:
+    """What stagekit needs of a distribution's core metadata."""
+
+    name: str
+    version: str
+    requires: tuple[str, ...]
+
+
+def read_headers(dist: Any) -> Headers:
+    """Name, Version and Requires-Dist from METADATA (or PKG-INFO), read with a small parser of the header
+    block: the email parser importlib.metadata uses costs more to import than all the plugins to load."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    fields: dict[str, list[str]] = {}
+    key = None
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the body (the long description) starts after the first blank line
+        if line[0] in " \t" and key is not None:  # a folded header continues the previous one
+            fields[key][-1] += " " + line.strip()
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip().lower(), []).append(value.strip())
+        key = key.strip().lower()
+    name = (fields.get("name") or [""])[0]
+    version = (fields.get("version") or [""])[0]
+    if not name or not version:  # unusual metadata: let importlib.metadata decide
+        return Headers(dist.metadata["Name"], dist.version, tuple(dist.requires or ()))
+    return Headers(name, version, tuple(fields.get("requires-dist", ())))
 
 
 def _editable_source(dist: Any) -> Path | None:
@@ -101,7 +136,7 @@ def required_stagekit(distribution: str | None) -> str | None:
         return None
     md = _metadata()
     try:
-        requires = md.distribution(distribution).requires or []
+        requires = read_headers(md.distribution(distribution)).requires
     except md.PackageNotFoundError:
         return None
     for line in requires:
