@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from stagekit._gc import collector_paused
 from stagekit.dag import Dag, build_dag
 from stagekit.errors import ExecutorError, PipelineError
 from stagekit.registry import Provenance, unknown_name
@@ -72,15 +72,8 @@ class Pipeline:
             o = origins.get(name)
             return f" [{o}]" if o else ""
 
-        # Pure bookkeeping that allocates many long-lived objects and runs no user code: the cyclic
-        # collector would only rescan them, again and again, as the DAG grows.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             return build_dag(self.stages, initial, origin)
-        finally:
-            if enabled:
-                gc.enable()
 
     def check(
         self, initial: Iterable[str] = (), contracts: str = "strict", stage_contracts: Mapping[str, str] | None = None

@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from stagekit._gc import collector_paused
 from stagekit.dag import INITIAL, Dag
 from stagekit.errors import MergeConflictError, RunInterrupted, StageError, StagekitError
 from stagekit.executors.base import Checker, Executor, Outcome, Task
@@ -96,13 +97,8 @@ class _Run:
     def __init__(self, dag: Dag, artifacts: Mapping[str, Any], opts: RunOptions) -> None:
         self.dag, self.opts = dag, opts
         if dag.plan is None:  # planned once per DAG: a pipeline run again reuses it
-            enabled = gc.isenabled()
-            gc.disable()  # planning runs no user code; see Pipeline.dag
-            try:
+            with collector_paused():
                 dag.plan = plan_versions(dag)
-            finally:
-                if enabled:
-                    gc.enable()
         self.plan: VersionPlan = dag.plan
         self.produced: dict[str, dict[str, Any]] = {INITIAL: dict(artifacts)}
         self.merged: dict[tuple[str, Merged], Any] = {}
