@@ -4,6 +4,7 @@ Fixtures:
 
 - ``stagekit_host``: a factory ``stagekit_host(*plugins)`` for an isolated :class:`~stagekit.Host` holding
   stagekit's built-ins and exactly the plugins given — nothing installed leaks in.
+- ``registrations(plugin)`` (a function): what one plugin registers, for asserting on its stages and merges.
 - ``run_stage``: ``run_stage(stage, **artifacts)`` runs one stage through the real runner (contracts
   checked) and returns ``{artifact: value}`` of what it provided.
 
@@ -21,12 +22,18 @@ import pytest
 
 from stagekit.pipeline import Pipeline
 from stagekit.plugins import Host
+from stagekit.registry import Registry
 from stagekit.stage import Stage
 
 
-def isolated_host(*plugins: object, contracts_builtin: bool = True) -> Host:
+def isolated_host(*plugins: object, builtins: bool = True) -> Host:
     """A host with the built-ins and exactly ``plugins``: no entry points, no environment controls."""
-    return Host(plugins=plugins, autoload=False, env={}, strict=True, builtins=contracts_builtin)
+    return Host(plugins=plugins, autoload=False, env={}, strict=True, builtins=builtins)
+
+
+def registrations(plugin: object, name: str = "plugin") -> Registry:
+    """What ``plugin`` alone registers (stages, merges, executors), through the real hooks."""
+    return isolated_host((name, plugin), builtins=False).registry
 
 
 def run_one_stage(stage: Stage, host: Host | None = None, contracts: str = "strict", **artifacts: Any) -> Any:

@@ -8,24 +8,16 @@ import sys
 from importlib.metadata import entry_points
 from typing import Any
 
-import pluggy
 import stagekit_backtest.plugin as plugin
 from stagekit_backtest import BacktestContext, merge_backtest
 
-import stagekit.hookspecs
 from stagekit.stage import Stage
-from stagekit.testing import check_plugin_conformance
+from stagekit.testing import check_plugin_conformance, registrations
 
 
-def registered() -> tuple[list[Stage], list[tuple[type, Any]]]:
-    pm = pluggy.PluginManager(stagekit.hookspecs.PROJECT)
-    pm.add_hookspecs(stagekit.hookspecs)
-    pm.register(plugin, name="backtest")
-    stages: list[Stage] = []
-    merges: list[tuple[type, Any]] = []
-    pm.hook.stagekit_register_stages(register=stages.append)
-    pm.hook.stagekit_register_merges(register=lambda t, f: merges.append((t, f)))
-    return stages, merges
+def registered() -> tuple[list[Stage], list[tuple[type | str, Any]]]:
+    registry = registrations(plugin, "backtest")
+    return list(registry.stages.values()), [(t, f) for t, f, _ in registry.merges]
 
 
 def test_entry_point_names_the_plugin_module() -> None:

@@ -13,6 +13,7 @@ import stagekit.contracts
 import stagekit.hookspecs
 from stagekit.contracts import resolve_schema, static_problems
 from stagekit.stage import Stage
+from stagekit.testing import registrations
 
 EXPECTED = {
     "read_raw_prices": (("raw_dir",), ("raw_prices",)),
@@ -28,12 +29,7 @@ EXPECTED = {
 
 
 def registered() -> list[Stage]:
-    pm = pluggy.PluginManager(stagekit.hookspecs.PROJECT)
-    pm.add_hookspecs(stagekit.hookspecs)
-    pm.register(plugin, name="dataops")
-    stages: list[Stage] = []
-    pm.hook.stagekit_register_stages(register=stages.append)
-    return stages
+    return list(registrations(plugin, "dataops").stages.values())
 
 
 def test_entry_point_names_the_plugin_module() -> None:
