@@ -65,6 +65,15 @@ def label_of(key: Any) -> Any:
     return key
 
 
+def _checked_plan(base: _Side | None, sides: Sequence[_Side]) -> list[tuple[int, int]]:
+    """The merge plan, after checking that no side repeats a column label (DataFrame and Table alike)."""
+    for i, side in enumerate(sides):
+        _unique(side, f"a branch's value (#{i + 1} of those that changed it)")
+    if base is not None:
+        _unique(base, "the base value")
+    return _plan(base, sides)
+
+
 def _plan(base: _Side | None, sides: Sequence[_Side]) -> list[tuple[int, int]]:
     """(branch, position) of every column of the result, in order."""
     plan: list[tuple[int, int]] = []
@@ -221,16 +230,10 @@ def merge_dataframe(base: Any, branches: list[Any]) -> Any:
                 "DataFrame is merged column by column, so every branch must keep the same rows in the same "
                 "order"
             )
-    sides = [_PandasSide(b) for b in branches]
-    for i, side in enumerate(sides):
-        _unique(side, f"a branch's value (#{i + 1} of those that changed it)")
-    old = None
-    if isinstance(base, pd.DataFrame):
-        old = _PandasSide(base)
-        _unique(old, "the base value")
-        if base.index is not index and not base.index.equals(index):
-            old.by_memory = False
-    plan = _plan(old, sides)
+    old = _PandasSide(base) if isinstance(base, pd.DataFrame) else None
+    if old is not None and base.index is not index and not base.index.equals(index):
+        old.by_memory = False
+    plan = _checked_plan(old, [_PandasSide(b) for b in branches])
     return _assemble_frame(pd, plan, branches)
 
 
@@ -308,13 +311,7 @@ def merge_arrow_table(base: Any, branches: list[Any]) -> Any:
             f"the branches' tables have different numbers of rows ({', '.join(map(str, rows))}); a Table is "
             "merged column by column, so every branch must keep the same rows in the same order"
         )
-    sides = [_ArrowSide(b) for b in branches]
-    for i, side in enumerate(sides):
-        _unique(side, f"a branch's value (#{i + 1} of those that changed it)")
-    old = None
-    if isinstance(base, pa.Table):
-        old = _ArrowSide(base)
-        _unique(old, "the base value")
-    plan = _plan(old, sides)
+    old = _ArrowSide(base) if isinstance(base, pa.Table) else None
+    plan = _checked_plan(old, [_ArrowSide(b) for b in branches])
     schema = pa.schema([branches[k].schema.field(p) for k, p in plan], metadata=branches[0].schema.metadata)
     return pa.Table.from_arrays([branches[k].column(p) for k, p in plan], schema=schema)
