@@ -26,6 +26,14 @@ from stagekit.snapshot import (
     SnapshotNotFoundError,
 )
 from stagekit.workspace import Workspace, WorkspaceError, WorkspaceLockedError
+from store_tools import (
+    content_count,
+    contents_are_whole,
+    overwrite_stored,
+    remove_stored,
+    stored_at,
+    stored_files,
+)
 
 
 @pytest.fixture
@@ -53,14 +61,12 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 
 def state(ws: Workspace) -> dict[str, list[str]]:
-    """What the store holds: objects, manifests and temporaries."""
+    """What the store holds: objects, packs, manifests and temporaries."""
     return {d: sorted(p.relative_to(ws.state_dir).as_posix() for p in (ws.state_dir / d).rglob("*")
-                      if p.is_file()) for d in ("objects", "snapshots", "tmp")}
+                      if p.is_file()) for d in ("objects", "packs", "snapshots", "tmp")}
 
 
-def objects_are_whole(ws: Workspace) -> bool:
-    return all(hashlib.sha256(p.read_bytes()).hexdigest() == p.name
-               for p in ws.objects_dir.rglob("*") if p.is_file())
+EMPTY: dict[str, list[str]] = {"objects": [], "packs": [], "snapshots": [], "tmp": []}
 
 
 def age(root: Path, seconds: float = 0.25) -> None:
@@ -142,12 +148,13 @@ def test_resnapshot_reads_only_changed_files_and_stores_nothing_twice(
     age(ws.data_dir)
     first = ws.create_snapshot("a", ["data"])
     assert first.files_read == 21 and first.objects_added == 20  # identical contents are stored once
-    stored = state(ws)["objects"]
+    stored = stored_files(ws)
+    assert content_count(ws) == 20
 
     reads.clear()
     second = ws.create_snapshot("b", ["data"])
     assert reads == [] and second.files_read == 0 and second.objects_added == 0
-    assert state(ws)["objects"] == stored
+    assert stored_files(ws) == stored
     assert second.snapshot.entries == first.snapshot.entries
 
     (ws.data_dir / "f07.csv").write_text("ROW,7\n" * 100)  # same size, new content
@@ -244,7 +251,7 @@ def test_file_that_keeps_changing_is_reported_and_nothing_is_kept(
     with pytest.raises(SnapshotError, match=r"kept changing while being read.*data/busy\.log") as info:
         ws.create_snapshot("s", ["data"])
     assert info.value.problems == ["data/busy.log: changed while being read"]
-    assert state(ws) == {"objects": [], "snapshots": [], "tmp": []}
+    assert state(ws) == EMPTY
 
 
 # --- tampering -----------------------------------------------------------------------------------------
@@ -252,16 +259,15 @@ def test_file_that_keeps_changing_is_reported_and_nothing_is_kept(
 
 def test_tampering_with_the_store_is_caught(ws: Workspace, tmp_path: Path) -> None:
     write_features(ws)
+    frame(20_000, 4).to_parquet(ws.features_dir / "labels.parquet")  # big enough to be stored on its own
     snap = ws.create_snapshot("golden", ["features"]).snapshot
     by_path = {e.path: e for e in snap.files}
-    changed = ws.objects_dir / by_path["features/prices.parquet"].hash[:2] / by_path[
-        "features/prices.parquet"].hash
-    assert stat.S_IMODE(changed.stat().st_mode) == 0o444  # read-only, which stops no one running as root
-    with open(changed, "r+b") as f:
-        f.seek(100)
-        f.write(b"tampered")
-    gone = by_path["features/labels.parquet"].hash
-    (ws.objects_dir / gone[:2] / gone).unlink()
+    for path in ("features/prices.parquet", "features/labels.parquet"):  # one packed, one a file of its own
+        where = stored_at(ws, by_path[path].hash)[0]
+        assert where.suffix == (".pack" if path.endswith("prices.parquet") else "")
+        assert stat.S_IMODE(where.stat().st_mode) == 0o444  # read-only, which stops no one running as root
+    overwrite_stored(ws, by_path["features/prices.parquet"].hash, b"tampered", at=100)
+    remove_stored(ws, by_path["features/labels.parquet"].hash)
 
     report = ws.verify_snapshot("golden")
     assert not report.ok
@@ -275,7 +281,7 @@ def test_tampering_with_the_store_is_caught(ws: Workspace, tmp_path: Path) -> No
 def test_tampered_object_with_same_size_is_caught_on_restore(ws: Workspace, tmp_path: Path) -> None:
     (ws.data_dir / "a.bin").write_bytes(b"A" * 1000)
     digest = ws.create_snapshot("s", ["data"]).snapshot.files[0].hash
-    (ws.objects_dir / digest[:2] / digest).write_bytes(b"B" * 1000)
+    overwrite_stored(ws, digest, b"B" * 1000)
     with pytest.raises(SnapshotCorruptError, match=r"data/a\.bin") as info:
         ws.restore_snapshot("s", tmp_path / "out")
     assert info.value.path == "data/a.bin"
@@ -325,7 +331,7 @@ def test_failed_manifest_rename_leaves_nothing(ws: Workspace, monkeypatch: pytes
     monkeypatch.undo()
     assert state(ws) == before
     assert [s.name for s in ws.snapshots()] == ["before"]
-    assert objects_are_whole(ws)
+    assert contents_are_whole(ws)
 
 
 def test_full_disk_while_storing_leaves_nothing(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -341,15 +347,21 @@ def test_full_disk_while_storing_leaves_nothing(ws: Workspace, monkeypatch: pyte
     assert ws.create_snapshot("s", ["features"]).snapshot.file_count == 4  # and the name is still free
 
 
-def test_failure_while_renaming_objects_into_the_store_removes_them(
-    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("fails", ["naming a pack", "naming an index", "naming an object"])
+def test_failure_while_naming_contents_in_the_store_removes_them(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, fails: str
 ) -> None:
     write_features(ws)
-    monkeypatch.setattr(os, "rename", _fail_after(2, OSError(errno.ENOSPC, "full"), os.rename))
-    with pytest.raises(SnapshotError):
+    (ws.features_dir / "big.bin").write_bytes(os.urandom(200_000))  # stored as a file of its own
+    full = OSError(errno.ENOSPC, "full")
+    if fails == "naming an index":  # atomic_write_bytes renames with os.replace
+        monkeypatch.setattr(os, "replace", _fail_after(0, full, os.replace))
+    else:  # the pack is renamed first, then the objects
+        monkeypatch.setattr(os, "rename", _fail_after(0 if fails == "naming a pack" else 1, full, os.rename))
+    with pytest.raises(SnapshotError, match="full"):
         ws.create_snapshot("s", ["features"])
     monkeypatch.undo()
-    assert state(ws) == {"objects": [], "snapshots": [], "tmp": []}
+    assert state(ws) == EMPTY
 
 
 def test_interrupt_while_hashing_leaves_nothing(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -357,10 +369,10 @@ def test_interrupt_while_hashing_leaves_nothing(ws: Workspace, monkeypatch: pyte
     monkeypatch.setattr(_store, "_write", _fail_after(1, KeyboardInterrupt(), os.write))
     with pytest.raises(KeyboardInterrupt):
         ws.create_snapshot("s", ["features"])
-    assert state(ws) == {"objects": [], "snapshots": [], "tmp": []}
+    assert state(ws) == EMPTY
 
 
-@pytest.mark.parametrize("crash_at", ["storing", "committing"])
+@pytest.mark.parametrize("crash_at", ["storing", "naming", "committing"])
 def test_killed_creation_leaves_no_snapshot_and_no_partial_object(ws: Workspace, crash_at: str) -> None:
     """A creation killed outright (no cleanup runs) leaves no snapshot, and no store name holds part of a
     file; the next creation sweeps the temporaries and ``gc`` the unreferenced objects."""
@@ -369,22 +381,25 @@ def test_killed_creation_leaves_no_snapshot_and_no_partial_object(ws: Workspace,
         # die in the middle of copying the second file into the store
         "storing": "_store._write = lambda fd, data, n=[0]: os._exit(9) if (n.__setitem__(0, n[0] + 1) "
                    "or n[0] > 1) else os.write(fd, data[: len(data) // 2])",
-        # die after two objects got their names, before the manifest
-        "committing": "real = os.rename\nos.rename = lambda a, b, n=[0]: os._exit(9) if "
-                      "(n.__setitem__(0, n[0] + 1) or n[0] > 2) else real(a, b)",
+        # die after the pack got its name, before its index
+        "naming": "os.replace = lambda a, b: os._exit(9)",
+        # die after the pack and its index got their names, before the manifest
+        "committing": "real = os.replace\nos.replace = lambda a, b, n=[0]: os._exit(9) if "
+                      "(n.__setitem__(0, n[0] + 1) or n[0] > 1) else real(a, b)",
     }[crash_at]
     code = f"import os\nfrom stagekit import _store, snapshot\nfrom stagekit.workspace import Workspace\n{crash}\n" \
            f"Workspace({str(ws.root)!r}).create_snapshot('s', ['features'])\n"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 9
     assert ws.snapshots() == []
-    assert state(ws)["tmp"] != []  # the crash left temporaries behind...
-    assert objects_are_whole(ws)  # ...but no object under its name holds anything but its whole content
+    assert state(ws)["tmp"] != [] or crash_at != "storing"  # the crash left temporaries behind...
+    assert contents_are_whole(ws)  # ...but no object under its name holds anything but its whole content
     (ws.data_dir / "new.txt").write_text("new")
     ws.create_snapshot("other", ["data"])
     assert state(ws)["tmp"] == []  # swept by the next creation
-    removed, _ = ws.gc()  # what the killed creation had stored and nothing refers to
-    assert removed == (2 if crash_at == "committing" else 0)
-    assert len(state(ws)["objects"]) == 1
+    removed, freed = ws.gc()  # what the killed creation had stored and nothing refers to
+    assert removed == (4 if crash_at == "committing" else 0)  # a pack without an index holds no content
+    assert (freed > 0) == (crash_at != "storing")
+    assert content_count(ws) == 1 and len(state(ws)["packs"]) == 2  # the new snapshot's pack and index
     ws.create_snapshot("s", ["features"])
     assert ws.verify_snapshot("s").ok
 
@@ -422,7 +437,7 @@ def test_two_processes_creating_at_once_both_succeed_with_wait(ws: Workspace) ->
     assert [o[0].strip() for o in outs] == ["40 40", "40 0"]  # "fast" waited, then found every content stored
     assert [s.name for s in ws.snapshots()] == ["fast", "slow"]
     assert ws.verify_snapshot("fast").ok and ws.verify_snapshot("slow").ok
-    assert len(state(ws)["objects"]) == 40 and state(ws)["tmp"] == []
+    assert content_count(ws) == 40 and state(ws)["tmp"] == []
 
 
 def test_same_name_from_two_processes_one_wins(ws: Workspace) -> None:
@@ -526,7 +541,7 @@ def test_symlinks_pointing_outside_are_refused_never_followed(ws: Workspace, tmp
         "snapshot's paths",
         "features/rel: symlink points outside the workspace (-> ../../secret.txt); copy the data in",
     ]
-    assert state(ws) == {"objects": [], "snapshots": [], "tmp": []}
+    assert state(ws) == EMPTY
 
 
 def test_path_through_a_symlink_to_outside_is_refused(ws: Workspace, tmp_path: Path) -> None:
@@ -599,7 +614,7 @@ def test_restore_keeps_modes_and_empty_directories(ws: Workspace, tmp_path: Path
 
 
 def test_hardlink_restore_is_fast_but_unsafe_against_in_place_writers(ws: Workspace, tmp_path: Path) -> None:
-    frame(100).to_parquet(ws.features_dir / "f.parquet")
+    frame(20_000).to_parquet(ws.features_dir / "f.parquet")  # big enough to be stored on its own
     snap = ws.create_snapshot("s", ["features"]).snapshot
     result = ws.restore_snapshot("s", tmp_path / "out", hardlink=True)
     assert result.method == "hardlink"
@@ -636,7 +651,7 @@ def test_damaged_manifest_is_named_and_gc_removes_nothing(ws: Workspace) -> None
         ws.snapshots()
     with pytest.raises(SnapshotError, match="damaged"):
         ws.delete_snapshot("good")
-    assert len(state(ws)["objects"]) == 1
+    assert content_count(ws) == 1
 
 
 _DIGEST = "0" * 64

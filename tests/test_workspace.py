@@ -14,6 +14,7 @@ import pytest
 
 from stagekit.snapshot import SnapshotCorruptError, SnapshotNotFoundError
 from stagekit.workspace import ENV_VAR, Workspace, WorkspaceError, WorkspaceLockedError
+from store_tools import overwrite_stored
 
 
 @pytest.fixture
@@ -195,7 +196,7 @@ def test_checkout_errors(ws: Workspace) -> None:
         ws.checkout("nope")
     _snapshot(ws)
     digest = next(e.hash for e in ws.snapshot("golden").files if e.path == "features/a.parquet")
-    (ws.objects_dir / digest[:2] / digest).write_bytes(b"A" * 999 + b"!")
+    overwrite_stored(ws, digest, b"!")
     with pytest.raises(SnapshotCorruptError, match=r"features/a\.parquet"):
         ws.checkout("golden")
     assert sorted(p.name for p in ws.checkouts_dir.iterdir()) == []

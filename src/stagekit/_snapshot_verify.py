@@ -16,27 +16,24 @@ from stagekit._snapshot_types import (
     SnapshotCorruptError,
     SnapshotError,
 )
-from stagekit._store import hash_many, object_path
+from stagekit._store import Stored, check_stored, hash_many
 from stagekit.workspace import Workspace, walk
 
 
 def verify_store(ws: Workspace, snap: Snapshot, progress: ProgressFn | None) -> list[Problem]:
     """Every stored object of ``snap`` that is missing or no longer hashes to its name, per entry."""
-    by_hash: dict[str, list[Entry]] = {}
-    for e in snap.files:
-        by_hash.setdefault(e.hash, []).append(e)
-    store = str(ws.objects_dir)
-    objects = {object_path(store, digest): es for digest, es in by_hash.items()}
-    hashed = hash_many([(p, es[0].size) for p, es in objects.items()], "verifying", progress)
+    files = snap.files
+    stored = Stored(ws)
+    differ = check_stored(stored, {e.hash: e.size for e in files}, progress)
     problems = []
-    for path, es in objects.items():
-        got = hashed[path]
-        for e in es:
-            if got is None:
-                problems.append(Problem("missing", e.path, f"stored object {e.hash[:16]} is missing"))
-            elif got != (e.hash, e.size):
-                problems.append(Problem("changed", e.path, f"stored object {e.hash[:16]} now has "
-                                        f"{_describe(got)}, expected {e.size} bytes"))
+    for e in files:
+        if e.hash not in differ:
+            continue
+        if (got := differ[e.hash]) is None:
+            problems.append(Problem("missing", e.path, f"stored object {e.hash[:16]} is missing" + stored.damage()))
+        else:
+            problems.append(Problem("changed", e.path, f"stored object {e.hash[:16]} now has {_describe(got)}, "
+                                    f"expected {e.size} bytes"))
     return sorted(problems, key=lambda p: p.path)
 
 
@@ -84,12 +81,12 @@ def compare_tree(base: Path, snap: Snapshot, progress: ProgressFn | None, check_
 
 def require_objects(ws: Workspace, snap: Snapshot) -> None:
     """Fail, naming them, if any of the snapshot's stored objects is missing (a cheap check: no hashing)."""
-    objects = str(ws.objects_dir)
-    missing = sorted({e.path for e in snap.files if not os.path.exists(object_path(objects, e.hash))})
+    stored = Stored(ws)
+    missing = sorted({e.path for e in snap.files if not stored.exists(e.hash)})
     if missing:
         more = " ..." if len(missing) > 5 else ""
         raise SnapshotCorruptError(f"snapshot {snap.name!r} is damaged: {len(missing)} stored file(s) are "
-                                   "missing: " + ", ".join(missing[:5]) + more,
+                                   "missing" + stored.damage() + ": " + ", ".join(missing[:5]) + more,
                                    snapshot=snap.name, path=missing[0],
                                    problems=[f"missing  {m}" for m in missing])
 

@@ -2,12 +2,14 @@
 
 It knows nothing of manifests: ``stagekit.snapshot`` builds those from the digests this returns.
 
-* ``object_path``: where a content lives, ``.stagekit/objects/<hh>/<sha256>``.
+* ``object_path``: where a content of its own file lives, ``.stagekit/objects/<hh>/<sha256>``; contents
+  smaller than ``PACK_BELOW`` (64 KiB) live in packs instead (``stagekit._packs``), and ``Stored`` finds both.
 * ``StatCache``: which files are unchanged since they were last hashed (``.stagekit/cache/stat.json``).
-* ``Txn``: the objects one creation adds: temporaries in ``.stagekit/tmp``, one ``syncfs``, then renamed
-  into the store; ``rollback`` removes them all.
+* ``Txn``: the contents one creation adds: temporary files and packs in ``.stagekit/tmp``, one ``syncfs``,
+  then renamed into the store; ``rollback`` removes them all.
 * ``store_files`` and ``hash_many``: chunked reads hashed with sha256, in batches on a thread pool. A file
   is stat'ed before and after its read and read again if it changed; one that keeps changing fails.
+* ``check_stored``: re-hashing stored contents, packed ones a run of neighbours per read.
 * ``remove_unreferenced``: garbage collection of contents no snapshot refers to.
 """
 
@@ -27,8 +29,20 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, TypeVar
 
+from stagekit._packs import (
+    PACK_BELOW,
+    Location,
+    PackReader,
+    Packs,
+    PackWriter,
+    Run,
+    can_fork,
+    check_runs,
+    collect,
+    write_new,
+)
 from stagekit._snapshot_types import ALGORITHM, FORMAT, Progress, ProgressFn, SnapshotError
-from stagekit.atomic import atomic_write_json, sync_filesystem
+from stagekit.atomic import atomic_write_json, copy_file, sync_filesystem
 from stagekit.workspace import ScanItem, Workspace, within
 
 _BUF = 1 << 20  # read size; files smaller than this are hashed in memory before anything is written
@@ -39,6 +53,7 @@ _BATCH_FILES, _BATCH_BYTES = 256, 16 << 20  # work per thread-pool task: amortis
 # slowed those down (measured on 2 CPUs), as did more threads than CPUs.
 _WORKERS = min(4, os.cpu_count() or 1)
 _SMALL_FILES = 256 << 10  # below this average size, one thread
+_FORK_BYTES = 8 << 20  # verify forks to hash packed contents when they add up to this much: forking costs ms
 
 # Seams that tests replace to simulate a writer racing the reader and a full disk (through
 # stagekit.snapshot, which passes such writes on to this module, as it does for _read_once and _WORKERS).
@@ -48,6 +63,38 @@ _write = os.write
 
 def object_path(objects: str, digest: str) -> str:
     return f"{objects}/{digest[:2]}/{digest}"
+
+
+class Stored:
+    """Where the store keeps each content: in a pack (``packed``) or else in a file of its own (``path``)."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.objects, self.packs = str(ws.objects_dir), Packs(str(ws.packs_dir))
+
+    @property
+    def packed(self) -> dict[str, Location]:
+        return self.packs.where
+
+    def path(self, digest: str) -> str:
+        return object_path(self.objects, digest)
+
+    def exists(self, digest: str) -> bool:
+        loc = self.packed.get(digest)
+        return os.path.exists(self.path(digest) if loc is None else loc.pack)
+
+    def damage(self) -> str:
+        """Why contents may be missing beyond their removal: damaged pack indexes, if any."""
+        if not self.packs.damaged:
+            return ""
+        return " (damaged pack index: " + ", ".join(os.path.basename(p) for p in self.packs.damaged) + ")"
+
+    def copy_out(self, digest: str, dst: str, mode: int, reader: PackReader) -> str:
+        """Write the content to the new file ``dst``; returns how ("reflink" or "copy")."""
+        loc = self.packed.get(digest)
+        if loc is None:
+            return copy_file(self.path(digest), dst, permissions=mode)
+        write_new(dst, reader.read(loc), mode)
+        return "copy"
 
 
 # --- stat cache ----------------------------------------------------------------------------------------
@@ -111,18 +158,21 @@ class Txn:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self.objects, self.tmp = str(ws.objects_dir), str(ws.tmp_dir)
+        self.objects, self.tmp, self.packs_dir = str(ws.objects_dir), str(ws.tmp_dir), str(ws.packs_dir)
         self.prefix = f"{os.getpid()}-{os.urandom(4).hex()}-"
         self._names = itertools.count()
         self._lock = threading.Lock()
-        self.pending: dict[str, str] = {}
+        self.pending: dict[str, str] = {}  # new contents of their own: digest -> temporary
+        self.packing: set[str] = set()  # new small contents, in the writer's packs
+        self.writer = PackWriter(self.tmp, self.prefix, _write_all)
+        self.packed = Packs(self.packs_dir).where
         self._listings: dict[str, frozenset[str]] = {}
-        self.added: list[str] = []
-        self.bytes_added = 0
+        self.added: list[str] = []  # paths named in the store, for rollback
+        self.objects_added = self.bytes_added = 0
 
     def known(self, digest: str) -> bool:
         """Whether the store has (or this creation is adding) that content."""
-        if digest in self.pending:
+        if digest in self.pending or digest in self.packing or digest in self.packed:
             return True
         listing = self._listings.get(digest[:2])
         if listing is None:  # one listdir per fan-out directory instead of a stat per file
@@ -144,12 +194,24 @@ class Txn:
                 os.unlink(tmp)
                 return
             self.pending[digest] = tmp
+            self.objects_added += 1
             self.bytes_added += size
 
+    def offer_small(self, digest: str, data: memoryview) -> None:
+        """Pack the small content ``data`` unless the store has it."""
+        with self._lock:
+            if not self.known(digest):
+                self.writer.add(digest, data)
+                self.packing.add(digest)
+                self.objects_added += 1
+                self.bytes_added += len(data)
+
     def commit(self) -> None:
-        if not self.pending:
+        self.writer.close()
+        if not self.pending and not self.packing:
             return
         sync_filesystem(self.tmp)  # contents durable before any of them gets its name
+        self.writer.install(self.packs_dir, self.added)
         made: set[str] = set()
         for digest, tmp in self.pending.items():
             dst = object_path(self.objects, digest)
@@ -162,7 +224,8 @@ class Txn:
         sync_filesystem(self.objects)  # and the names, before a manifest refers to them
 
     def rollback(self) -> None:
-        for path in self.added:
+        self.writer.close()
+        for path in reversed(self.added):  # an index before its pack
             with contextlib.suppress(OSError):
                 os.unlink(path)
         clean_tmp(self.ws, self.prefix)
@@ -202,13 +265,19 @@ def _open_new(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
 
 
-def _hash_into_store(fd: int, size: int, txn: Txn, view: memoryview) -> tuple[str, str | None, int]:
-    """Hash the open file, copying it to a temporary if its content is new: (digest, temporary, size)."""
+Read = tuple[str, "str | memoryview | None", int]  # digest; temporary, small content or nothing to store; size
+
+
+def _hash_into_store(fd: int, size: int, txn: Txn, view: memoryview) -> Read:
+    """Hash the open file, copying it to a temporary if its content is new and not small."""
     chunks = _chunks(fd, view, size)
     first = next(chunks, view[:0])
     h = hashlib.sha256(first)
-    if len(first) < min(size + 1, len(view)) and txn.known(h.hexdigest()):
-        return h.hexdigest(), None, len(first)  # read whole, and the store has it: nothing to write
+    if len(first) < min(size + 1, len(view)):  # read whole
+        if txn.known(h.hexdigest()):
+            return h.hexdigest(), None, len(first)  # the store has it: nothing to write
+        if len(first) < PACK_BELOW:
+            return h.hexdigest(), first, len(first)  # to be packed once the read is known to be stable
     tmp = txn.new_tmp()
     out = _open_new(tmp)
     total = len(first)
@@ -234,26 +303,29 @@ def _read_once(path: str, rel: str, txn: Txn, view: memoryview) -> tuple[str | N
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
             raise SnapshotError(f"{rel} stopped being a regular file while being snapshotted", path=rel)
-        digest, tmp, size = _hash_into_store(fd, before.st_size, txn, view)
+        digest, new, size = _hash_into_store(fd, before.st_size, txn, view)
         after = os.fstat(fd)
     finally:
         os.close(fd)
     key = stat_key(before)
     if size != before.st_size or stat_key(after) != key or stat_key(os.lstat(path)) != key:
-        if tmp is not None:
-            os.unlink(tmp)
+        if isinstance(new, str):
+            os.unlink(new)
         return None, before, started
-    txn.offer(digest, tmp, size)
+    if isinstance(new, memoryview):
+        txn.offer_small(digest, new)
+    else:
+        txn.offer(digest, new, size)
     return digest, before, started
 
 
-Stored = tuple[ScanItem, str, os.stat_result, int]
+Hashed = tuple[ScanItem, str, os.stat_result, int]
 _T = TypeVar("_T")
 
 
-def _store_batch(root: str, batch: list[ScanItem], txn: Txn) -> tuple[list[Stored], list[str]]:
+def _store_batch(root: str, batch: list[ScanItem], txn: Txn) -> tuple[list[Hashed], list[str]]:
     view = memoryview(bytearray(_BUF))
-    stored: list[Stored] = []
+    stored: list[Hashed] = []
     unstable: list[str] = []
     for item in batch:
         path = os.path.join(root, item.rel)
@@ -285,14 +357,24 @@ def _batches(items: Sequence[_T], size_of: Callable[[_T], int]) -> list[list[_T]
     return batches if batches[0] else []
 
 
+def _workers(items: Sequence[_T], size_of: Callable[[_T], int]) -> int:
+    return _WORKERS if items and sum(map(size_of, items)) / len(items) >= _SMALL_FILES else 1
+
+
+def _one(_: object) -> int:
+    return 1
+
+
 def _run_batches(work: Callable[[Any], tuple[list[Any], list[Any]]], batches: Sequence[Sequence[Any]],
-                 sizes: Callable[[Any], int], phase: str, progress: ProgressFn | None,
-                 ) -> tuple[list[Any], list[Any]]:
-    """Run ``work`` on each batch in a thread pool, reporting progress; concatenates the results."""
+                 sizes: Callable[[Any], int], phase: str, progress: ProgressFn | None, workers: int,
+                 counts: Callable[[Any], int] = _one) -> tuple[list[Any], list[Any]]:
+    """Run ``work`` on each batch in a thread pool, reporting progress; concatenates the results.
+
+    Progress counts ``counts(job)`` files and ``sizes(job)`` bytes for each job of a batch done.
+    """
     done: list[Any] = []
     bad: list[Any] = []
-    total, total_bytes = sum(map(len, batches)), sum(sizes(x) for b in batches for x in b)
-    workers = _WORKERS if total and total_bytes / total >= _SMALL_FILES else 1
+    total, total_bytes = sum(counts(x) for b in batches for x in b), sum(sizes(x) for b in batches for x in b)
     count = nbytes = 0
     with ThreadPoolExecutor(min(workers, max(1, len(batches))), "stagekit-snapshot") as pool:
         futures = {pool.submit(work, b): b for b in batches}
@@ -301,7 +383,7 @@ def _run_batches(work: Callable[[Any], tuple[list[Any], list[Any]]], batches: Se
                 got, failed = fut.result()
                 done += got
                 bad += failed
-                count += len(futures[fut])
+                count += sum(counts(x) for x in futures[fut])
                 nbytes += sum(sizes(x) for x in futures[fut])
                 if progress is not None:
                     progress(Progress(phase, count, total, nbytes, total_bytes))
@@ -311,7 +393,7 @@ def _run_batches(work: Callable[[Any], tuple[list[Any], list[Any]]], batches: Se
     return done, bad
 
 
-def store_files(root: str, items: list[ScanItem], txn: Txn, progress: ProgressFn | None) -> list[Stored]:
+def store_files(root: str, items: list[ScanItem], txn: Txn, progress: ProgressFn | None) -> list[Hashed]:
     """Hash the files ``items`` (under ``root``), adding new contents to ``txn``: (item, digest, stat, time).
 
     The stat is the one taken before the read that hashed it, and the time when that read started.
@@ -320,7 +402,7 @@ def store_files(root: str, items: list[ScanItem], txn: Txn, progress: ProgressFn
         return item.st.st_size
 
     stored, unstable = _run_batches(lambda b: _store_batch(root, b, txn), _batches(items, size_of),
-                                    size_of, "reading", progress)
+                                    size_of, "reading", progress, _workers(items, size_of))
     if unstable:
         raise SnapshotError(f"{len(unstable)} file(s) kept changing while being read ({_RETRIES} tries): "
                             + ", ".join(sorted(unstable)) + "; stop what writes them and try again",
@@ -365,8 +447,46 @@ def hash_many(paths: list[tuple[str, int]], phase: str, progress: ProgressFn | N
     def size_of(job: tuple[str, int]) -> int:
         return job[1]
 
-    done, _ = _run_batches(work, _batches(paths, size_of), size_of, phase, progress)
+    done, _ = _run_batches(work, _batches(paths, size_of), size_of, phase, progress, _workers(paths, size_of))
     return dict(done)
+
+
+def check_stored(stored: Stored, contents: dict[str, int], progress: ProgressFn | None,
+                 ) -> dict[str, tuple[str, int] | None]:
+    """The stored contents (digest -> expected size) that the store no longer holds intact: digest -> (sha256,
+    size) of what it holds instead, ("", size) if that is not a regular file, None if it holds nothing.
+
+    Packed contents are read a run of neighbours (up to 1 MiB) at a time and hashed on ``_WORKERS``
+    processes where this one can fork (``stagekit._packs.check_runs``); contents of their own on threads.
+    """
+    packed_runs = stored.packs.runs(contents)
+    total, total_bytes = len(contents), sum(contents.values())
+    files = nbytes = 0
+
+    def run_done(run: Run) -> None:
+        nonlocal files, nbytes
+        files, nbytes = files + len(run.contents), nbytes + sum(c[2] for c in run.contents)
+        if progress is not None:
+            progress(Progress("verifying", files, total, nbytes, total_bytes))
+
+    def loose_done(p: Progress) -> None:
+        if progress is not None:
+            progress(Progress("verifying", files + p.done, total, nbytes + p.done_bytes, total_bytes))
+
+    big = sum(run.end - run.start for run in packed_runs) >= _FORK_BYTES
+    differ = check_runs(packed_runs, _WORKERS if big and can_fork() else 1, run_done)
+    packed: set[str] = set()
+    for run in packed_runs:
+        for digest, _, size in run.contents:
+            packed.add(digest)
+            if size != contents[digest] and digest not in differ:  # intact, but not what the manifest says
+                differ[digest] = (digest, size)
+    loose = {stored.path(d): (d, size) for d, size in contents.items() if d not in packed}
+    hashed = hash_many([(path, size) for path, (_, size) in loose.items()], "verifying", loose_done)
+    for path, expected in loose.items():
+        if (got := hashed[path]) != expected:
+            differ[expected[0]] = got
+    return differ
 
 
 # --- collecting garbage --------------------------------------------------------------------------------
@@ -377,8 +497,8 @@ def remove_unreferenced(ws: Workspace, keep: set[str]) -> tuple[int, int]:
 
     Returns (objects removed, bytes freed).
     """
-    removed = freed = 0
     with ws.lock("gc", wait=None):  # readers (verify, restore, checkout) hold it shared
+        removed, freed = collect(str(ws.packs_dir), keep, str(ws.tmp_dir), sync_filesystem)
         for sub in os.scandir(ws.objects_dir):
             if not sub.is_dir(follow_symlinks=False):
                 continue

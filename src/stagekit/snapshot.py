@@ -27,13 +27,15 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import stat
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stagekit._manifest import dumps as manifest_text
+from stagekit._manifest import loads as parse_manifest
+from stagekit._packs import PackReader
 from stagekit._snapshot_types import (
     ALGORITHM,
     CreateResult,
@@ -52,8 +54,8 @@ from stagekit._snapshot_types import (
 )
 from stagekit._snapshot_types import FORMAT as FORMAT
 from stagekit._snapshot_verify import check_intact, compare_tree, require_objects, verify_store
-from stagekit._store import StatCache, Txn, clean_tmp, object_path, remove_unreferenced, stat_key, store_files
-from stagekit.atomic import atomic_write_json, atomic_write_text, copy_file, fsync_dir, sync_filesystem
+from stagekit._store import StatCache, Stored, Txn, clean_tmp, remove_unreferenced, stat_key, store_files
+from stagekit.atomic import atomic_write_json, atomic_write_text, fsync_dir, sync_filesystem
 from stagekit.workspace import ScanItem, Workspace, check_name, walk
 
 __all__ = [
@@ -67,8 +69,6 @@ for _cls in (CreateResult, DeleteResult, Entry, Problem, Progress, RestoreResult
     _cls.__module__ = __name__  # their public home: reprs, tracebacks and pickles say stagekit.snapshot
 del _cls
 
-_PLAIN = re.compile(r'[ !#-\[\]-~]*')  # printable ASCII but " and \: the same in JSON as in Python
-
 # --- manifests -----------------------------------------------------------------------------------------
 
 
@@ -78,23 +78,9 @@ def _manifest(ws: Workspace, name: str) -> Path:
 
 def _parse(data: bytes, path: Path) -> Snapshot:
     try:
-        return Snapshot.from_json(json.loads(data))
+        return parse_manifest(data)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SnapshotError(f"snapshot manifest {str(path)!r} is damaged: {exc}", path=str(path)) from exc
-
-
-def _entry_line(e: Entry) -> str:
-    if e.kind == "file" and _PLAIN.fullmatch(e.path):  # the common case, formatted directly: 3x faster
-        return (f'{{"path": "{e.path}", "type": "file", "size": {e.size}, "hash": "{e.hash}", '
-                f'"mode": "{e.mode:04o}"}}')
-    return json.dumps(e.to_json())
-
-
-def _manifest_text(snap: Snapshot) -> str:
-    """The manifest as JSON with one entry per line: readable, diffable, and fast to write."""
-    head = json.dumps(snap.header())
-    lines = ",\n".join(map(_entry_line, snap.entries))
-    return f'{head[:-1]}, "entries": [\n{lines}\n]}}\n'
 
 
 def load(ws: Workspace, name: str) -> Snapshot:
@@ -168,7 +154,7 @@ def create(ws: Workspace, name: str, paths: Iterable[str | os.PathLike[str]], *,
             txn.commit()
             snap = Snapshot(name, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), tuple(roots),
                             tuple(entries))
-            atomic_write_text(manifest, _manifest_text(snap))
+            atomic_write_text(manifest, manifest_text(snap))
         except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(manifest)  # written but not made durable: it must not outlive its objects
@@ -180,7 +166,7 @@ def create(ws: Workspace, name: str, paths: Iterable[str | os.PathLike[str]], *,
         cache.prune(roots, {it.rel for it in items})
         with contextlib.suppress(OSError):
             cache.save()
-    return CreateResult(snap, files_read, bytes_read, len(txn.added), txn.bytes_added)
+    return CreateResult(snap, files_read, bytes_read, txn.objects_added, txn.bytes_added)
 
 
 # --- verifying -----------------------------------------------------------------------------------------
@@ -210,28 +196,34 @@ def _materialize(ws: Workspace, snap: Snapshot, root: Path, hardlink: bool,
                  progress: ProgressFn | None) -> str:
     """Write the snapshot's tree into the new directory ``root``; returns how files were made."""
     os.mkdir(root)
-    made, methods, objects = {"."}, set(), str(ws.objects_dir)
+    made, methods, stored = {"."}, set[str](), Stored(ws)
     total, total_bytes, count, nbytes = snap.file_count, snap.total_size, 0, 0
-    for e in snap.entries:
-        path = os.path.join(root, e.path)
-        parent = os.path.dirname(e.path) or "."
-        if parent not in made:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            made.add(parent)
-        if e.kind == "dir":
-            os.makedirs(path, mode=0o755, exist_ok=True)
-            os.chmod(path, e.mode)
-        elif e.kind == "symlink":
-            os.symlink(e.target, path)
-        elif hardlink:
-            os.link(object_path(objects, e.hash), path)
-            methods.add("hardlink")
-        else:
-            methods.add(copy_file(object_path(objects, e.hash), path, permissions=e.mode))
-        if e.kind == "file" and progress is not None:
-            count, nbytes = count + 1, nbytes + e.size
-            progress(Progress("restoring", count, total, nbytes, total_bytes))
+    with PackReader() as packs:
+        for e in snap.entries:
+            _place(e, os.path.join(root, e.path), stored, packs, hardlink, methods, made)
+            if e.kind == "file" and progress is not None:
+                count, nbytes = count + 1, nbytes + e.size
+                progress(Progress("restoring", count, total, nbytes, total_bytes))
     return "+".join(sorted(methods)) or "copy"
+
+
+def _place(e: Entry, path: str, stored: Stored, packs: PackReader, hardlink: bool, methods: set[str],
+           made: set[str]) -> None:
+    """Make the entry ``e`` at ``path``, adding to ``methods`` how a file was made."""
+    parent = os.path.dirname(e.path) or "."
+    if parent not in made:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        made.add(parent)
+    if e.kind == "dir":
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        os.chmod(path, e.mode)
+    elif e.kind == "symlink":
+        os.symlink(e.target, path)
+    elif hardlink and e.hash not in stored.packed:  # a packed content has no file to link to
+        os.link(stored.path(e.hash), path)
+        methods.add("hardlink")
+    else:
+        methods.add(stored.copy_out(e.hash, path, e.mode, packs))
 
 
 def _remove_tree(path: Path) -> None:

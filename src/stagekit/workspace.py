@@ -183,6 +183,11 @@ class Workspace:
         return self.state_dir / "objects"
 
     @property
+    def packs_dir(self) -> Path:
+        """Small contents, many to a file."""
+        return self.state_dir / "packs"
+
+    @property
     def snapshots_dir(self) -> Path:
         """Snapshot manifests."""
         return self.state_dir / "snapshots"
@@ -218,8 +223,8 @@ class Workspace:
         """Create ``.stagekit`` and its subdirectories if missing."""
         if self.tmp_dir.is_dir():
             return
-        for d in (self.objects_dir, self.snapshots_dir, self.checkouts_dir, self.cache_dir, self.locks_dir,
-                  self.tmp_dir):
+        for d in (self.objects_dir, self.packs_dir, self.snapshots_dir, self.checkouts_dir, self.cache_dir,
+                  self.locks_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
         ignore = self.state_dir / ".gitignore"
         if not ignore.exists():  # stagekit's state is big and local: keep it out of version control

@@ -15,6 +15,7 @@ from stagekit.cli import main
 from stagekit.cli.snapshot import _ProgressLine
 from stagekit.snapshot import Progress
 from stagekit.workspace import ENV_VAR, Workspace
+from store_tools import overwrite_stored, remove_stored
 
 
 @pytest.fixture
@@ -83,14 +84,14 @@ def test_json_output(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_verify_exits_1_listing_every_problem(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    (ws.features_dir / "b.parquet").write_bytes(os.urandom(100_000))  # stored on its own, a.parquet in a pack
     run(capsys, "snapshot", "create", "s", "features")
     snap = ws.snapshot("s")
     for e in snap.files:
-        obj = ws.objects_dir / e.hash[:2] / e.hash
         if e.path.endswith("a.parquet"):
-            obj.write_bytes(b"tampered")
+            overwrite_stored(ws, e.hash, b"tampered")
         else:
-            obj.unlink()
+            remove_stored(ws, e.hash)
     code, out, _ = run(capsys, "snapshot", "verify", "s")
     assert code == 1
     lines = out.splitlines()
@@ -154,11 +155,12 @@ def test_existing_name_and_busy_workspace(ws: Workspace, capsys: pytest.CaptureF
 def test_restore_refuses_a_non_empty_target_and_warns_about_hardlinks(
     ws: Workspace, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    (ws.features_dir / "big.bin").write_bytes(os.urandom(100_000))  # stored on its own: linked, not copied
     run(capsys, "snapshot", "create", "s", "features")
     code, _, err = run(capsys, "snapshot", "restore", "s", "--to", str(ws.features_dir))
     assert code == 2 and "exists and is not an empty directory" in err
     code, out, err = run(capsys, "snapshot", "restore", "s", "--to", str(tmp_path / "hl"), "--hardlink")
-    assert code == 0 and "(hardlink, verified)" in out
+    assert code == 0 and "(copy+hardlink, verified)" in out  # small files live in packs: copied
     assert err.startswith("warning: --hardlink") and "corrupts the snapshot" in err
 
 
@@ -201,7 +203,7 @@ def test_installed_console_script(ws: Workspace, tmp_path: Path) -> None:
     assert cli("snapshot", "create", "s", "features").returncode == 0
     listed = cli("snapshot", "list", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout)[0]["name"] == "s"
-    (ws.objects_dir / ws.snapshot("s").files[0].hash[:2] / ws.snapshot("s").files[0].hash).write_text("x")
+    overwrite_stored(ws, ws.snapshot("s").files[0].hash, b"x")
     bad = cli("snapshot", "verify", "s")
     assert bad.returncode == 1 and "changed  features/a.parquet" in bad.stdout
     err = cli("snapshot", "create", "s", "features")
