@@ -14,7 +14,8 @@ def stored_at(ws: Workspace, digest: str) -> tuple[Path, int, int]:
     """(file, offset, size) of where the store keeps ``digest``: a pack, or a file of its own."""
     loc = Packs(str(ws.packs_dir)).where.get(digest)
     if loc is not None:
-        return Path(loc.pack), loc.offset, loc.size
+        pack, offset, size = loc
+        return Path(pack), offset, size
     path = ws.objects_dir / digest[:2] / digest
     return path, 0, path.stat().st_size
 

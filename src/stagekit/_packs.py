@@ -5,8 +5,9 @@ small objects verifies at a fraction of sha256's speed however it is read. A con
 ``PACK_BELOW`` is therefore appended to a pack, ``.stagekit/packs/<id>.pack``, as git does; bigger ones
 stay files of their own, which a restore can reflink.
 
-* ``<id>.idx`` lists a pack's contents: a magic line, then (sha256 digest, offset, size) per content, then
-  the sha256 of everything before it, so a damaged index is known to be damaged rather than misread.
+* ``<id>.idx`` lists a pack's contents: a magic line, then a line "sha256 offset size" per content, then
+  "checksum " and the sha256 of everything before it, so a damaged index is known to be damaged rather
+  than misread.
 * A pack is named (and that made durable) before its index: the index is what puts a pack's contents in
   the store, and it only ever names a whole pack. A pack without an index is a crash's leftover.
 * A named pack is never written to again. Garbage collection copies the live contents of a pack that holds
@@ -18,9 +19,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import pickle
-import struct
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Iterable
+from itertools import repeat
+from operator import methodcaller
 from typing import NamedTuple
 
 from stagekit.atomic import atomic_write_bytes, fsync_dir
@@ -30,15 +31,11 @@ PACK_MAX = 256 << 20  # a pack being written is closed, and another begun, past 
 WINDOW = 1 << 20  # verify reads a pack in runs of up to this many bytes
 _GAP = 1 << 20  # contents further apart than this are read in separate runs
 _MAGIC = b"stagekit-pack-index 1\n"
-_ENTRY = struct.Struct(">32sQQ")  # digest, offset, size
 
 Writer = Callable[[int, memoryview], None]
 
 
-class Location(NamedTuple):
-    pack: str  # path of the .pack file
-    offset: int
-    size: int
+Location = tuple[str, int, int]  # pack path, offset, size: plain tuples, made in C by the 10,000
 
 
 class PackDamagedError(ValueError):
@@ -49,19 +46,25 @@ class PackDamagedError(ValueError):
 
 
 def index_bytes(entries: Iterable[tuple[str, int, int]]) -> bytes:
-    body = _MAGIC + b"".join(_ENTRY.pack(bytes.fromhex(d), off, size) for d, off, size in entries)
-    return body + hashlib.sha256(body).digest()
+    body = _MAGIC + "".join(f"{d} {off} {size}\n" for d, off, size in entries).encode("ascii")
+    return body + b"checksum " + hashlib.sha256(body).hexdigest().encode("ascii") + b"\n"
 
 
 def read_index(path: str) -> list[tuple[str, int, int]]:
     """(digest, offset, size) of each content of the pack whose index is at ``path``."""
     with open(path, "rb") as f:
         data = f.read()
-    body = memoryview(data)[:-32]
-    if (not data.startswith(_MAGIC) or (len(body) - len(_MAGIC)) % _ENTRY.size
-            or hashlib.sha256(body).digest() != data[-32:]):
+    body, _, checksum = data.rpartition(b"checksum ")
+    if not body.startswith(_MAGIC) or checksum != hashlib.sha256(body).hexdigest().encode("ascii") + b"\n":
         raise PackDamagedError(f"pack index {path!r} is damaged")
-    return [(d.hex(), off, size) for d, off, size in _ENTRY.iter_unpack(body[len(_MAGIC):])]
+    words = body[len(_MAGIC):].split()  # split and int in C: 10,000 entries in 2 ms
+    try:
+        if len(words) % 3:
+            raise ValueError("not whole entries")
+        return list(zip(map(bytes.decode, words[0::3]), map(int, words[1::3]), map(int, words[2::3]),
+                        strict=True))
+    except ValueError as exc:
+        raise PackDamagedError(f"pack index {path!r} is damaged: {exc}") from exc
 
 
 def pack_of(index: str) -> str:
@@ -74,7 +77,7 @@ class Packs:
     def __init__(self, packs_dir: str) -> None:
         self.indexes: dict[str, list[tuple[str, int, int]]] = {}  # index path -> its entries, in offset order
         self.damaged: list[str] = []
-        self._where: dict[str, Location] | None = None
+        self.where: dict[str, Location] = {}  # digest -> where it is (the first index to name it wins)
         try:
             names = sorted(os.listdir(packs_dir))
         except FileNotFoundError:
@@ -86,39 +89,28 @@ class Packs:
                     self.indexes[path] = read_index(path)
                 except (OSError, PackDamagedError):
                     self.damaged.append(path)
+        for index, entries in reversed(self.indexes.items()):
+            digests, offsets, sizes = zip(*entries, strict=True) if entries else ((), (), ())
+            places = zip(repeat(pack_of(index)), offsets, sizes, strict=False)
+            self.where.update(zip(digests, places, strict=False))  # in C: 10,000 in 2 ms
 
-    @property
-    def where(self) -> dict[str, Location]:
-        """digest -> where the store has it (the first pack that does)."""
-        if self._where is None:
-            self._where = {}
-            for index, entries in self.indexes.items():
-                pack = pack_of(index)
-                for digest, offset, size in entries:
-                    self._where.setdefault(digest, Location(pack, offset, size))
-        return self._where
-
-    def runs(self, wanted: Container[str]) -> list[Run]:
+    def runs(self, wanted: Iterable[str]) -> list[Run]:
         """The packed contents among ``wanted``, in runs of neighbours: reading order, each content once."""
+        where = self.where
+        located = sorted({loc: d for d in wanted if (loc := where.get(d)) is not None}.items())
         out: list[Run] = []
-        seen: set[str] = set()
-        for index, entries in self.indexes.items():
-            pack, start, end = pack_of(index), 0, 0
-            contents: list[tuple[str, int, int]] = []  # of the run being built
-            for entry in entries:
-                digest, offset, size = entry
-                if digest not in wanted or digest in seen:
-                    continue
-                seen.add(digest)
-                if contents and (offset + size - start > WINDOW or offset - end > _GAP):
-                    out.append(Run(pack, start, end, contents))
-                    contents = []
-                if not contents:
-                    start = offset
-                contents.append(entry)
-                end = max(end, offset + size)
-            if contents:
+        pack, start, end = "", 0, 0
+        contents: list[tuple[str, int, int]] = []  # of the run being built
+        for (p, offset, size), digest in located:
+            if contents and (p != pack or offset + size - start > WINDOW or offset - end > _GAP):
                 out.append(Run(pack, start, end, contents))
+                contents = []
+            if not contents:
+                pack, start, end = p, offset, offset
+            contents.append((digest, offset, size))
+            end = max(end, offset + size)
+        if contents:
+            out.append(Run(pack, start, end, contents))
         return out
 
 
@@ -190,6 +182,7 @@ class Run(NamedTuple):
     contents: list[tuple[str, int, int]]  # digest, offset, size
 
 
+_hexdigest = methodcaller("hexdigest")
 Hash = tuple[str, int]  # sha256 and size of what a pack holds for a content
 Differences = dict[str, "Hash | None"]  # digest -> what the store holds instead (None: nothing)
 
@@ -204,72 +197,12 @@ def check_run(run: Run, view: memoryview) -> Differences:
         got = view[:os.preadv(fd, [view[:run.end - run.start]], run.start)]
     finally:
         os.close(fd)
-    sha256, start = hashlib.sha256, run.start
-    differ: Differences = {}
-    for digest, offset, size in run.contents:
-        piece = got[offset - start:offset - start + size]
-        if (actual := sha256(piece).hexdigest()) != digest or len(piece) != size:
-            differ[digest] = (actual, len(piece))
-    return differ
-
-
-def can_fork() -> bool:
-    """Whether this process may fork safely: on Linux, and it runs one thread (one no lock can be held by)."""
-    try:
-        return hasattr(os, "fork") and len(os.listdir("/proc/self/task")) == 1
-    except OSError:
-        return False
-
-
-def check_runs(runs: list[Run], processes: int, done: Callable[[Run], None]) -> Differences:
-    """``check_run`` of every run, on ``processes`` processes, calling ``done`` as each run (or share) ends.
-
-    Hashing thousands of small contents is mostly Python work between short hashlib calls, and threads
-    serialise on it (two threads were slower than one), so the runs are shared out between this process
-    and forked children, which send back their differences, usually none. The caller must have checked
-    ``can_fork``. A child that fails leaves its share to this process.
-    """
-    shares = [runs[i::processes] for i in range(processes)]
-    children = [(share, *_fork_share(share)) for share in shares[1:] if share]
-    view = memoryview(bytearray(WINDOW))
-    differ: Differences = {}
-    for run in shares[0]:
-        differ.update(check_run(run, view))
-        done(run)
-    for share, pid, pipe in children:
-        with os.fdopen(pipe, "rb") as f:
-            reply = f.read()
-        _, status = os.waitpid(pid, 0)
-        if status == 0 and reply:
-            differ.update(pickle.loads(reply))
-        else:  # the child failed: do its share here
-            for run in share:
-                differ.update(check_run(run, view))
-        for run in share:
-            done(run)
-    return differ
-
-
-def _fork_share(share: list[Run]) -> tuple[int, int]:
-    """Fork a child that checks ``share`` and writes its differences, pickled, to a pipe: (pid, read end)."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(write)
-        return pid, read
-    try:  # the child: no return from here
-        os.close(read)
-        view = memoryview(bytearray(WINDOW))
-        differ: Differences = {}
-        for run in share:
-            differ.update(check_run(run, view))
-        reply = memoryview(pickle.dumps(differ))
-        while reply:
-            reply = reply[os.write(write, reply):]
-        os._exit(0)
-    except BaseException:
-        os._exit(1)
-    raise AssertionError("unreachable")  # pragma: no cover
+    start = run.start
+    pieces = [got[offset - start:offset - start + size] for _, offset, size in run.contents]
+    actual = list(map(_hexdigest, map(hashlib.sha256, pieces)))  # the loop in C: a third less time
+    if actual == [c[0] for c in run.contents]:  # the common case; sizes cannot differ if hashes agree
+        return {}
+    return {c[0]: (a, len(p)) for c, a, p in zip(run.contents, actual, pieces, strict=True) if a != c[0]}
 
 
 class PackReader:
@@ -279,12 +212,13 @@ class PackReader:
         self._fds: dict[str, int] = {}
 
     def read(self, loc: Location) -> bytes:
-        fd = self._fds.get(loc.pack)
+        pack, offset, size = loc
+        fd = self._fds.get(pack)
         if fd is None:
-            fd = self._fds[loc.pack] = os.open(loc.pack, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        data = os.pread(fd, loc.size, loc.offset)
-        if len(data) != loc.size:
-            raise OSError(f"pack {loc.pack!r} is truncated: {len(data)} of {loc.size} bytes at {loc.offset}")
+            fd = self._fds[pack] = os.open(pack, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        data = os.pread(fd, size, offset)
+        if len(data) != size:
+            raise OSError(f"pack {pack!r} is truncated: {len(data)} of {size} bytes at {offset}")
         return data
 
     def close(self) -> None:
@@ -336,7 +270,7 @@ def collect(packs_dir: str, keep: set[str], tmp: str, sync: Callable[[str], None
                     doomed.append(index)
                     removed += len(entries) - len(live)
                     for digest, offset, size in live:
-                        writer.add(digest, memoryview(reader.read(Location(pack_of(index), offset, size))))
+                        writer.add(digest, memoryview(reader.read((pack_of(index), offset, size))))
         writer.close()
         if writer.done:
             sync(tmp)  # the new packs are durable before the old ones go

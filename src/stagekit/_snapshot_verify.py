@@ -7,7 +7,11 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import NamedTuple
 
+from stagekit import _store
+from stagekit._forked import can_fork, map_shares
+from stagekit._manifest import cut, entries, file_columns, layout, lines, loads
 from stagekit._snapshot_types import (
     Entry,
     Problem,
@@ -15,26 +19,87 @@ from stagekit._snapshot_types import (
     Snapshot,
     SnapshotCorruptError,
     SnapshotError,
+    check_header,
+    check_nesting,
+    check_paths,
+    first_bad_path,
+    leaves,
+    parent_dirs,
 )
 from stagekit._store import Stored, check_stored, hash_many
 from stagekit.workspace import Workspace, walk
 
+_SPLIT_LINES = 2_000  # manifests with fewer entries are verified in one process: forking costs ~2 ms
 
-def verify_store(ws: Workspace, snap: Snapshot, progress: ProgressFn | None) -> list[Problem]:
-    """Every stored object of ``snap`` that is missing or no longer hashes to its name, per entry."""
-    files = snap.files
-    stored = Stored(ws)
-    differ = check_stored(stored, {e.hash: e.size for e in files}, progress)
+
+class _Checked(NamedTuple):
+    """What verifying a share of a manifest found."""
+
+    problems: list[Problem]
+    files: int
+    size: int
+    leaves: set[str]  # paths nothing may lie under: files and symlinks
+    dirs: set[str]  # directories above an entry
+
+
+def verify_store(ws: Workspace, manifest: bytes, progress: ProgressFn | None) -> tuple[int, int, list[Problem]]:
+    """(files, bytes, problems): every stored content of the manifest's snapshot that is missing or no longer
+    hashes to its name, per entry. ``ValueError``, ``KeyError`` or ``TypeError`` if the manifest is damaged.
+
+    Verifying thousands of small files is mostly Python work per entry, so a long manifest is cut into
+    shares, one per worker, each parsed, checked and hashed by a forked process (``stagekit._forked``); the
+    checks that span the whole manifest (nothing under a file) are then made on what the shares found.
+    """
+    stored = Stored(ws)  # read before forking: every share uses it
+    laid = layout(manifest)
+    if laid is None:  # not laid out as stagekit writes it: read it whole, verify it here
+        checked = [_check_entries(stored, list(loads(manifest).entries), progress)]
+    else:
+        header, text = laid
+        check_header(header)
+        n = _store._WORKERS if text.count("\n") + 1 >= _SPLIT_LINES and can_fork() else 1
+        shares = cut(text, n)
+        checked = map_shares(lambda share: _check_share(stored, share, progress if share is shares[0] else None),
+                             shares) if shares else []
+        all_leaves = set().union(*(c.leaves for c in checked))
+        all_dirs = set().union(*(c.dirs for c in checked))
+        if not all_leaves.isdisjoint(all_dirs):
+            check_nesting(entries(lines(text)), all_leaves, all_dirs)  # raises, naming the entry
+    problems = sorted((p for c in checked for p in c.problems), key=lambda p: p.path)
+    return sum(c.files for c in checked), sum(c.size for c in checked), problems
+
+
+def _check_share(stored: Stored, text: str, progress: ProgressFn | None) -> _Checked:
+    columns = file_columns(text)
+    if columns is None:  # not only plain files' lines
+        return _check_entries(stored, entries(lines(text)), progress)
+    paths, sizes, hashes = columns
+    if (bad := first_bad_path(paths)) is not None:
+        raise ValueError(f"entry path {bad!r} is not a plain relative path")
+    return _check_files(stored, paths, sizes, hashes, progress, set(paths), parent_dirs(paths))
+
+
+def _check_entries(stored: Stored, entries: list[Entry], progress: ProgressFn | None) -> _Checked:
+    check_paths(entries)
+    files = [e for e in entries if e.kind == "file"]
+    return _check_files(stored, [e.path for e in files], [e.size for e in files], [e.hash for e in files],
+                        progress, leaves(entries), parent_dirs(e.path for e in entries))
+
+
+def _check_files(stored: Stored, paths: list[str], sizes: list[int], hashes: list[str],
+                 progress: ProgressFn | None, leaves: set[str], dirs: set[str]) -> _Checked:
+    differ = check_stored(stored, dict(zip(hashes, sizes, strict=True)), progress)
     problems = []
-    for e in files:
-        if e.hash not in differ:
-            continue
-        if (got := differ[e.hash]) is None:
-            problems.append(Problem("missing", e.path, f"stored object {e.hash[:16]} is missing" + stored.damage()))
-        else:
-            problems.append(Problem("changed", e.path, f"stored object {e.hash[:16]} now has {_describe(got)}, "
-                                    f"expected {e.size} bytes"))
-    return sorted(problems, key=lambda p: p.path)
+    if differ:
+        for path, size, digest in zip(paths, sizes, hashes, strict=True):
+            if digest not in differ:
+                continue
+            if (got := differ[digest]) is None:
+                problems.append(Problem("missing", path, f"stored object {digest[:16]} is missing" + stored.damage()))
+            else:
+                problems.append(Problem("changed", path, f"stored object {digest[:16]} now has {_describe(got)}, "
+                                        f"expected {size} bytes"))
+    return _Checked(problems, len(paths), sum(sizes), leaves, dirs)
 
 
 def _describe(got: tuple[str, int]) -> str:

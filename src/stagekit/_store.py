@@ -31,13 +31,12 @@ from typing import Any, TypeVar
 
 from stagekit._packs import (
     PACK_BELOW,
+    WINDOW,
     Location,
     PackReader,
     Packs,
     PackWriter,
-    Run,
-    can_fork,
-    check_runs,
+    check_run,
     collect,
     write_new,
 )
@@ -53,7 +52,6 @@ _BATCH_FILES, _BATCH_BYTES = 256, 16 << 20  # work per thread-pool task: amortis
 # slowed those down (measured on 2 CPUs), as did more threads than CPUs.
 _WORKERS = min(4, os.cpu_count() or 1)
 _SMALL_FILES = 256 << 10  # below this average size, one thread
-_FORK_BYTES = 8 << 20  # verify forks to hash packed contents when they add up to this much: forking costs ms
 
 # Seams that tests replace to simulate a writer racing the reader and a full disk (through
 # stagekit.snapshot, which passes such writes on to this module, as it does for _read_once and _WORKERS).
@@ -70,17 +68,14 @@ class Stored:
 
     def __init__(self, ws: Workspace) -> None:
         self.objects, self.packs = str(ws.objects_dir), Packs(str(ws.packs_dir))
-
-    @property
-    def packed(self) -> dict[str, Location]:
-        return self.packs.where
+        self.packed: dict[str, Location] = self.packs.where
 
     def path(self, digest: str) -> str:
         return object_path(self.objects, digest)
 
     def exists(self, digest: str) -> bool:
         loc = self.packed.get(digest)
-        return os.path.exists(self.path(digest) if loc is None else loc.pack)
+        return os.path.exists(self.path(digest) if loc is None else loc[0])
 
     def damage(self) -> str:
         """Why contents may be missing beyond their removal: damaged pack indexes, if any."""
@@ -456,15 +451,19 @@ def check_stored(stored: Stored, contents: dict[str, int], progress: ProgressFn 
     """The stored contents (digest -> expected size) that the store no longer holds intact: digest -> (sha256,
     size) of what it holds instead, ("", size) if that is not a regular file, None if it holds nothing.
 
-    Packed contents are read a run of neighbours (up to 1 MiB) at a time and hashed on ``_WORKERS``
-    processes where this one can fork (``stagekit._packs.check_runs``); contents of their own on threads.
+    Packed contents are read a run of neighbours (up to 1 MiB) at a time, contents of their own on threads.
     """
-    packed_runs = stored.packs.runs(contents)
     total, total_bytes = len(contents), sum(contents.values())
     files = nbytes = 0
-
-    def run_done(run: Run) -> None:
-        nonlocal files, nbytes
+    view = memoryview(bytearray(WINDOW))
+    differ: dict[str, tuple[str, int] | None] = {}
+    packed: set[str] = set()
+    for run in stored.packs.runs(contents):
+        differ.update(check_run(run, view))
+        for digest, _, size in run.contents:
+            packed.add(digest)
+            if size != contents[digest] and digest not in differ:  # intact, but not what the manifest says
+                differ[digest] = (digest, size)
         files, nbytes = files + len(run.contents), nbytes + sum(c[2] for c in run.contents)
         if progress is not None:
             progress(Progress("verifying", files, total, nbytes, total_bytes))
@@ -473,14 +472,6 @@ def check_stored(stored: Stored, contents: dict[str, int], progress: ProgressFn 
         if progress is not None:
             progress(Progress("verifying", files + p.done, total, nbytes + p.done_bytes, total_bytes))
 
-    big = sum(run.end - run.start for run in packed_runs) >= _FORK_BYTES
-    differ = check_runs(packed_runs, _WORKERS if big and can_fork() else 1, run_done)
-    packed: set[str] = set()
-    for run in packed_runs:
-        for digest, _, size in run.contents:
-            packed.add(digest)
-            if size != contents[digest] and digest not in differ:  # intact, but not what the manifest says
-                differ[digest] = (digest, size)
     loose = {stored.path(d): (d, size) for d, size in contents.items() if d not in packed}
     hashed = hash_many([(path, size) for path, (_, size) in loose.items()], "verifying", loose_done)
     for path, expected in loose.items():

@@ -1,6 +1,7 @@
 """Immutable workspace snapshots: a content-addressed object store plus one JSON manifest per snapshot.
 
-* A file's content is stored once, under ``.stagekit/objects/<hh>/<sha256>``, read-only. A snapshot is a
+* A file's content is stored once, under ``.stagekit/objects/<hh>/<sha256>`` or, below 64 KiB, in a pack
+  (``.stagekit/packs``: one read verifies thousands), read-only. A snapshot is a
   manifest listing (path, size, hash, mode) for each file, the target of each symlink and each empty
   directory. Nothing in a snapshot points at the live tree, so rewriting, truncating or deleting a source file
   cannot change it; ``verify`` re-hashes what is stored to prove it.
@@ -16,8 +17,9 @@
 * A file is read with a stat before and after; if they differ, or the path now names another inode, the read
   is retried, and a file that keeps changing fails the creation, naming the file.
 
-This module is the public API and builds manifests; ``stagekit._store`` is the object store and reads files
-into it, ``stagekit._snapshot_verify`` compares stores and trees with manifests, and ``stagekit._snapshot_types``
+This module is the public API and builds manifests; ``stagekit._manifest`` writes and reads them,
+``stagekit._store`` is the object store and reads files into it, ``stagekit._packs`` keeps its small contents,
+``stagekit._snapshot_verify`` compares stores and trees with manifests, and ``stagekit._snapshot_types``
 holds the data types and errors, which are named here as this module's own.
 """
 
@@ -76,23 +78,34 @@ def _manifest(ws: Workspace, name: str) -> Path:
     return ws.snapshots_dir / f"{name}.json"
 
 
+_DAMAGED = (ValueError, KeyError, TypeError, AttributeError)  # what reading a damaged manifest raises
+
+
+def _damaged(path: Path, exc: Exception) -> SnapshotError:
+    return SnapshotError(f"snapshot manifest {str(path)!r} is damaged: {exc}", path=str(path))
+
+
 def _parse(data: bytes, path: Path) -> Snapshot:
     try:
         return parse_manifest(data)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SnapshotError(f"snapshot manifest {str(path)!r} is damaged: {exc}", path=str(path)) from exc
+    except _DAMAGED as exc:
+        raise _damaged(path, exc) from exc
+
+
+def _read_manifest(ws: Workspace, name: str) -> tuple[bytes, Path]:
+    """The bytes of snapshot ``name``'s manifest, and its path; ``SnapshotNotFoundError`` if there is none."""
+    check_name(name, "snapshot name", SnapshotError)
+    path = _manifest(ws, name)
+    try:
+        return path.read_bytes(), path
+    except FileNotFoundError:
+        raise SnapshotNotFoundError(f"no snapshot named {name!r} in workspace {str(ws.root)!r}",
+                                    snapshot=name) from None
 
 
 def load(ws: Workspace, name: str) -> Snapshot:
     """The manifest of snapshot ``name``; ``SnapshotNotFoundError`` if there is none."""
-    check_name(name, "snapshot name", SnapshotError)
-    path = _manifest(ws, name)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SnapshotNotFoundError(f"no snapshot named {name!r} in workspace {str(ws.root)!r}",
-                                    snapshot=name) from None
-    return _parse(data, path)
+    return _parse(*_read_manifest(ws, name))
 
 
 def list_snapshots(ws: Workspace) -> list[Snapshot]:
@@ -179,14 +192,17 @@ def verify(ws: Workspace, name: str, *, against: str | os.PathLike[str] | None =
     With ``against``, compare that directory instead (a restore, or the live workspace root): every changed,
     missing and extra file under the snapshot's paths is listed.
     """
-    snap = load(ws, name)
     if against is None:
+        data, path = _read_manifest(ws, name)
         with ws.lock("gc", shared=True, wait=None):
-            problems = verify_store(ws, snap, progress)
-    else:
-        problems = compare_tree(Path(against).absolute(), snap, progress, check_mode=True)
-    return VerifyReport(name, snap.file_count, snap.total_size, tuple(problems),
-                        None if against is None else os.fspath(against))
+            try:
+                files, size, problems = verify_store(ws, data, progress)
+            except _DAMAGED as exc:
+                raise _damaged(path, exc) from exc
+        return VerifyReport(name, files, size, tuple(problems))
+    snap = load(ws, name)
+    problems = compare_tree(Path(against).absolute(), snap, progress, check_mode=True)
+    return VerifyReport(name, snap.file_count, snap.total_size, tuple(problems), os.fspath(against))
 
 
 # --- restoring, checkouts ------------------------------------------------------------------------------
@@ -245,6 +261,7 @@ def restore(ws: Workspace, name: str, to: str | os.PathLike[str], *, hardlink: b
     Files are reflinked where the filesystem can, else copied; they are independent of the store. With
     ``hardlink`` they are hard links to the stored objects instead: fast, but a program that rewrites such a
     file in place (pandas ``to_parquet`` does) changes the stored object too; ``verify`` will then fail.
+    (Contents under 64 KiB live in packs and are copied even then.)
     The tree is built beside ``to``, checked against the manifest (unless ``verify=False``) and renamed
     into place, so ``to`` never holds half a restore.
     """
