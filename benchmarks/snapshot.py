@@ -1,6 +1,7 @@
 """Snapshot speed against cp, side by side in one run; prints medians over --repeats.
 
-    /work/venv/bin/python benchmarks/snapshot.py [--repeats 3] [--files 10000] [--big-mib 1024] [--dir DIR]
+    /work/venv/bin/python benchmarks/snapshot.py [--repeats 3] [--files 10000] [--big-mib 1024] [--sizes-mib 40]
+        [--dir DIR]
 
 For each tree (10,000 files of 4 KiB; 1 GiB in 16 files), each repeat times, in this order:
 ``cp -r``, ``cp -r`` followed by ``sync`` (a snapshot is durable when it returns, plain ``cp -r`` is not),
@@ -9,6 +10,9 @@ default workers (threads, or forked processes for packed contents) and with one,
 without hashing, and raw sha256 over the same bytes already in memory (one thread, one update per file, as
 verify does). Every timed step starts after an untimed ``sync``; the page cache is
 warm throughout (the trees fit in memory), for cp and stagekit alike.
+
+Then, for files of 4 KiB to 1 MiB (--sizes-mib of each), verify against raw sha256 of the same files: small
+files are bound by per-file Python work, bigger ones by hashing.
 
 Use a directory on the filesystem you care about (default: the system temp dir; not /dev/shm).
 """
@@ -87,7 +91,7 @@ def cp_sync(*args: str) -> None:
     os.sync()
 
 
-def verify_one_thread(ws: Workspace, name: str) -> None:
+def verify_one_worker(ws: Workspace, name: str) -> None:
     workers, _store._WORKERS = _store._WORKERS, 1
     try:
         ws.verify_snapshot(name)
@@ -99,7 +103,7 @@ def bench_tree(ws: Workspace, rel: str, repeats: int) -> dict[str, list[float]]:
     tree, copy = str(ws.root / rel), str(ws.root.parent / "copy")
     t: dict[str, list[float]] = {k: [] for k in (
         "cp -r", "cp -r; sync", "first snapshot", "second snapshot", "cp -al", "verify (default)",
-        "verify (1 thread)", "read store, no hash", "raw sha256")}
+        "verify (1 worker)", "read store, no hash", "raw sha256")}
     for r in range(repeats):
         t["cp -r"].append(timed(cp, "-r", tree, copy))
         shutil.rmtree(copy)
@@ -116,11 +120,36 @@ def bench_tree(ws: Workspace, rel: str, repeats: int) -> dict[str, list[float]]:
         t["cp -al"].append(timed(cp, "-al", tree, copy))
         shutil.rmtree(copy)
         t["verify (default)"].append(timed(ws.verify_snapshot, f"second{r}"))
-        t["verify (1 thread)"].append(timed(verify_one_thread, ws, f"second{r}"))
+        t["verify (1 worker)"].append(timed(verify_one_worker, ws, f"second{r}"))
         t["read store, no hash"].append(read_seconds([str(p) for d in (ws.objects_dir, ws.packs_dir)
                                                       for p in d.rglob("*") if p.is_file()]))
         t["raw sha256"].append(raw_hash_seconds(Path(tree)))
     return t
+
+
+def bench_verify_sizes(base: Path, total_mib: int, repeats: int) -> None:
+    """Verify against raw sha256 for files of 4 KiB to 1 MiB, ``total_mib`` of each: where verify is
+    bound by per-file work and where by hashing."""
+    print(f"\nverify by file size, {total_mib} MiB of each, median of {repeats}")
+    print(f"  {'file size':>9} {'files':>6} {'verify':>9} {'1 worker':>9} {'raw sha256':>11} "
+          f"{'verify/raw':>11} {'1 worker/raw':>13}")
+    for kib in (4, 16, 63, 64, 256, 1024):
+        files = total_mib * 1024 // kib
+        root = base / f"sizes-{kib}"
+        root.mkdir()
+        ws = Workspace(root)
+        make_small(ws.root / "tree", files, kib * 1024)
+        time.sleep(0.3)
+        ws.create_snapshot("s", ["tree"])
+        t: dict[str, list[float]] = {"verify": [], "1 worker": [], "raw": []}
+        for _ in range(repeats):
+            t["verify"].append(timed(ws.verify_snapshot, "s"))
+            t["1 worker"].append(timed(verify_one_worker, ws, "s"))
+            t["raw"].append(raw_hash_seconds(ws.root / "tree"))
+        med = {k: statistics.median(v) for k, v in t.items()}
+        print(f"  {kib:>6} KiB {files:>6} {med['verify'] * 1000:>7.1f} ms {med['1 worker'] * 1000:>6.1f} ms "
+              f"{med['raw'] * 1000:>8.1f} ms {med['raw'] / med['verify']:>11.0%} {med['raw'] / med['1 worker']:>13.0%}")
+        shutil.rmtree(root)
 
 
 def report(title: str, nbytes: int, t: dict[str, list[float]]) -> None:
@@ -144,6 +173,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--sizes-mib", type=int, default=40, help="MiB per file size in the verify sweep")
     parser.add_argument("--dir", default=None, help="where to build the trees (default: system temp dir)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="stagekit-bench-", dir=args.dir))
@@ -156,6 +186,7 @@ def main() -> int:
         make_big(ws.root / "big", 16, args.big_mib)
         report(f"{args.files} files of 4 KiB", args.files * 4096, bench_tree(ws, "small", args.repeats))
         report(f"16 files, {args.big_mib} MiB", args.big_mib * MIB, bench_tree(ws, "big", args.repeats))
+        bench_verify_sizes(base, args.sizes_mib, args.repeats)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -95,6 +95,9 @@ DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "wrong magic": lambda d: checksummed(b"stagekit-pack-index 2\n" + d[MAGIC:-CHECKSUM]),
     "partial entry, valid checksum": lambda d: checksummed(d[:-CHECKSUM].rstrip(b"\n").rsplit(b" ", 1)[0] + b"\n"),
     "not a number, valid checksum": lambda d: checksummed(d[:-CHECKSUM].replace(b" 0\n", b" zero\n")),
+    "not a digest, valid checksum": lambda d: checksummed(d[:MAGIC] + b"z" + d[MAGIC + 1:-CHECKSUM]),
+    "offsets out of order, valid checksum": lambda d: checksummed(
+        d[:MAGIC] + b"".join(reversed(d[MAGIC:-CHECKSUM].splitlines(keepends=True)))),
 }
 
 
@@ -155,14 +158,18 @@ def test_runs_group_neighbours_split_at_the_window_and_skip_unwanted_and_repeate
     packs = Packs(str(tmp_path))
     wanted = set(d) - {d[3]}
     monkeypatch.setattr(_packs, "WINDOW", 3000)
-    assert packs.runs(wanted) == [Run(pa, 0, 3000, a[0:3]), Run(pa, 4000, 7000, a[4:7]), Run(pa, 7000, 8000, a[7:8]),
-                                  Run(pb, 1000, 2500, b[1:3])]
+    assert packs.runs(wanted) == [run(pa, 0, 3000, a[0:3]), run(pa, 4000, 7000, a[4:7]), run(pa, 7000, 8000, a[7:8]),
+                                  run(pb, 1000, 2500, b[1:3])]
     monkeypatch.setattr(_packs, "WINDOW", 1 << 20)
-    assert packs.runs(wanted) == [Run(pa, 0, 8000, a[:3] + a[4:]), Run(pb, 1000, 2500, b[1:3])]  # 3 read, unused
-    monkeypatch.setattr(_packs, "_GAP", 999)  # the 1000 bytes of 3 are now too far to read across
-    assert packs.runs(wanted) == [Run(pa, 0, 3000, a[:3]), Run(pa, 4000, 8000, a[4:]), Run(pb, 1000, 2500, b[1:3])]
-    assert packs.runs({d[2], "f" * 64}) == [Run(pa, 2000, 3000, [a[2]])]
+    assert packs.runs(wanted) == [run(pa, 0, 8000, a[:3] + a[4:]), run(pb, 1000, 2500, b[1:3])]  # 3 read, unused
+    monkeypatch.setattr(_packs, "WINDOW", 500)  # smaller than a content: one content per run
+    assert [r.digests for r in packs.runs({d[0], d[1]})] == [[d[0]], [d[1]]]
+    assert packs.runs({d[2], "f" * 64}) == [run(pa, 2000, 3000, [a[2]])]
     assert packs.runs(set()) == []
+
+
+def run(pack: str, start: int, end: int, entries: list[tuple[str, int, int]]) -> Run:
+    return Run(pack, start, end, [e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries])
 
 
 def test_verify_finds_tampered_unindexed_and_missing_packed_contents(ws: Workspace) -> None:
@@ -210,7 +217,8 @@ runs = packs.runs(packs.where)
 shares = [runs[0::2], runs[1::2]]  # the first is checked in this process, the second in a child
 assert len(runs) >= 6, runs
 expected = {}
-for run, (digest, offset, size) in [(shares[0][1], shares[0][1].contents[1]), (shares[1][2], shares[1][2].contents[2])]:
+for run, (digest, offset, size) in [(shares[0][1], _packs.Index(*shares[0][1][3:]).entries()[1]),
+                                   (shares[1][2], _packs.Index(*shares[1][2][3:]).entries()[2])]:
     os.chmod(run.pack, 0o644)
     with open(run.pack, "r+b") as f:
         f.seek(offset + 5)
@@ -358,6 +366,20 @@ def test_gc_removes_a_pack_without_index_and_leaves_one_with_a_damaged_index(ws:
     assert ws.gc() == (0, 0)
     ws.delete_snapshot("s")  # nothing refers to its contents now, but they cannot be told apart
     assert {p.name: p.read_bytes() for p in ws.packs_dir.iterdir()} == before
+
+
+def test_gc_leaves_a_truncated_pack_alone_for_verify_to_report(ws: Workspace) -> None:
+    write(ws, {f"f{i}": small(i) for i in range(4)})
+    ws.create_snapshot("a", ["data"])
+    os.unlink(ws.data_dir / "f0")
+    ws.create_snapshot("b", ["data"])
+    ((index, _),) = Packs(str(ws.packs_dir)).indexes.items()
+    os.chmod(pack_of(index), 0o644)
+    os.truncate(pack_of(index), 3 * KIB + 100)  # the last content loses its tail
+    before = {p.name: p.read_bytes() for p in ws.packs_dir.iterdir()}
+    ws.delete_snapshot("a")  # f0's content is dead, but the pack cannot be rewritten whole: no error, no change
+    assert {p.name: p.read_bytes() for p in ws.packs_dir.iterdir()} == before
+    assert [(p.kind, p.path) for p in ws.verify_snapshot("b").problems] == [("changed", "data/f3")]
 
 
 def test_full_disk_while_packing_leaves_no_pack_and_no_temporary(

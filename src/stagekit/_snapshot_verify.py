@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from stagekit import _store
 from stagekit._forked import can_fork, map_shares
+from stagekit._gc import collector_paused
 from stagekit._manifest import cut, entries, file_columns, layout, lines, loads
 from stagekit._snapshot_types import (
     Entry,
@@ -50,6 +51,11 @@ def verify_store(ws: Workspace, manifest: bytes, progress: ProgressFn | None) ->
     shares, one per worker, each parsed, checked and hashed by a forked process (``stagekit._forked``); the
     checks that span the whole manifest (nothing under a file) are then made on what the shares found.
     """
+    with collector_paused():  # it would rescan, again and again, the strings and tuples of every entry
+        return _verify_store(ws, manifest, progress)
+
+
+def _verify_store(ws: Workspace, manifest: bytes, progress: ProgressFn | None) -> tuple[int, int, list[Problem]]:
     stored = Stored(ws)  # read before forking: every share uses it
     laid = layout(manifest)
     if laid is None:  # not laid out as stagekit writes it: read it whole, verify it here

@@ -68,7 +68,10 @@ class Stored:
 
     def __init__(self, ws: Workspace) -> None:
         self.objects, self.packs = str(ws.objects_dir), Packs(str(ws.packs_dir))
-        self.packed: dict[str, Location] = self.packs.where
+
+    @property
+    def packed(self) -> dict[str, Location]:
+        return self.packs.where
 
     def path(self, digest: str) -> str:
         return object_path(self.objects, digest)
@@ -356,20 +359,13 @@ def _workers(items: Sequence[_T], size_of: Callable[[_T], int]) -> int:
     return _WORKERS if items and sum(map(size_of, items)) / len(items) >= _SMALL_FILES else 1
 
 
-def _one(_: object) -> int:
-    return 1
-
-
 def _run_batches(work: Callable[[Any], tuple[list[Any], list[Any]]], batches: Sequence[Sequence[Any]],
                  sizes: Callable[[Any], int], phase: str, progress: ProgressFn | None, workers: int,
-                 counts: Callable[[Any], int] = _one) -> tuple[list[Any], list[Any]]:
-    """Run ``work`` on each batch in a thread pool, reporting progress; concatenates the results.
-
-    Progress counts ``counts(job)`` files and ``sizes(job)`` bytes for each job of a batch done.
-    """
+                 ) -> tuple[list[Any], list[Any]]:
+    """Run ``work`` on each batch on ``workers`` threads, reporting progress; concatenates the results."""
     done: list[Any] = []
     bad: list[Any] = []
-    total, total_bytes = sum(counts(x) for b in batches for x in b), sum(sizes(x) for b in batches for x in b)
+    total, total_bytes = sum(map(len, batches)), sum(sizes(x) for b in batches for x in b)
     count = nbytes = 0
     with ThreadPoolExecutor(min(workers, max(1, len(batches))), "stagekit-snapshot") as pool:
         futures = {pool.submit(work, b): b for b in batches}
@@ -378,7 +374,7 @@ def _run_batches(work: Callable[[Any], tuple[list[Any], list[Any]]], batches: Se
                 got, failed = fut.result()
                 done += got
                 bad += failed
-                count += sum(counts(x) for x in futures[fut])
+                count += len(futures[fut])
                 nbytes += sum(sizes(x) for x in futures[fut])
                 if progress is not None:
                     progress(Progress(phase, count, total, nbytes, total_bytes))
@@ -460,11 +456,11 @@ def check_stored(stored: Stored, contents: dict[str, int], progress: ProgressFn 
     packed: set[str] = set()
     for run in stored.packs.runs(contents):
         differ.update(check_run(run, view))
-        for digest, _, size in run.contents:
-            packed.add(digest)
-            if size != contents[digest] and digest not in differ:  # intact, but not what the manifest says
-                differ[digest] = (digest, size)
-        files, nbytes = files + len(run.contents), nbytes + sum(c[2] for c in run.contents)
+        packed.update(run.digests)
+        if [contents[d] for d in run.digests] != run.sizes:  # intact, but not the size the manifest says
+            differ.update({d: (d, size) for d, size in zip(run.digests, run.sizes, strict=True)
+                           if size != contents[d] and d not in differ})
+        files, nbytes = files + len(run.digests), nbytes + sum(run.sizes)
         if progress is not None:
             progress(Progress("verifying", files, total, nbytes, total_bytes))
 
