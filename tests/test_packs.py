@@ -273,9 +273,11 @@ _snapshot_verify._SPLIT_LINES, _store._WORKERS = 0, 2  # a share of the manifest
 forks = []
 os.register_at_fork(after_in_parent=lambda: forks.append(1))
 assert can_fork()
-r = Workspace(sys.argv[1]).verify_snapshot("s")
+seen = []  # progress is heard of the share verified here only, against the whole manifest's totals
+r = Workspace(sys.argv[1]).verify_snapshot("s", progress=seen.append)
 print(json.dumps({"forks": len(forks), "files": r.files, "size": r.size,
-                  "problems": [[p.kind, p.path, p.detail] for p in r.problems]}))
+                  "problems": [[p.kind, p.path, p.detail] for p in r.problems],
+                  "progress": sorted({(p.total, p.total_bytes) for p in seen}), "heard": seen[-1].done}))
 """
 
 
@@ -293,8 +295,10 @@ def test_verify_forked_over_shares_of_the_manifest_finds_the_same(ws: Workspace)
     proc = subprocess.run([sys.executable, "-c", VERIFY_FORKED, str(ws.root)], capture_output=True, text=True,
                           check=False)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"forks": 1, "files": 41, "size": sum(map(len, files.values())),
-                                       "problems": [[p.kind, p.path, p.detail] for p in here.problems]}
+    total = sum(map(len, files.values()))
+    assert json.loads(proc.stdout) == {"forks": 1, "files": 41, "size": total,
+                                       "problems": [[p.kind, p.path, p.detail] for p in here.problems],
+                                       "progress": [[41, total]], "heard": 21}
     assert (here.files, here.size) == (41, sum(map(len, files.values())))
 
 

@@ -35,21 +35,23 @@ def map_shares(fn: Callable[[_S], _R], shares: Sequence[_S]) -> list[_R]:
     share is done again here, so an error is raised here as it would be without forking. Interrupted, the
     children are killed. The caller checks ``can_fork`` first.
     """
-    children: list[tuple[int, int]] = []
+    children: list[tuple[int, int]] = []  # (pid, read end of its pipe, or -1 once closed)
     try:
         for share in shares[1:]:
             children.append(_fork(fn, share))
         results = [fn(shares[0])] if shares else []
-        for share, (pid, pipe) in zip(shares[1:], list(children), strict=True):
+        for share in shares[1:]:
+            pid, pipe = children[0]
             with os.fdopen(pipe, "rb") as f:
+                children[0] = (pid, -1)
                 reply = f.read()
             _, status = os.waitpid(pid, 0)
-            children.remove((pid, pipe))
+            children.pop(0)
             results.append(pickle.loads(reply) if status == 0 and reply else fn(share))
         return results
     finally:  # interrupted: stop the children still running and reap them
         for pid, pipe in children:
-            with contextlib.suppress(OSError):
+            if pipe >= 0:
                 os.close(pipe)
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)

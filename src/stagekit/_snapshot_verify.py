@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from stagekit import _store
 from stagekit._forked import can_fork, map_shares
@@ -16,6 +16,7 @@ from stagekit._manifest import cut, entries, file_columns, layout, lines, loads
 from stagekit._snapshot_types import (
     Entry,
     Problem,
+    Progress,
     ProgressFn,
     Snapshot,
     SnapshotCorruptError,
@@ -30,7 +31,9 @@ from stagekit._snapshot_types import (
 from stagekit._store import Stored, check_stored, hash_many
 from stagekit.workspace import Workspace, walk
 
-_SPLIT_LINES = 2_000  # manifests with fewer entries are verified in one process: forking costs ~2 ms
+# A manifest is verified by a forked process per worker only from these many entries, or bytes of files that
+# threads cannot share out (smaller than _store._SMALL_FILES): forking costs ~2 ms.
+_SPLIT_LINES, _SPLIT_BYTES = 2_000, 8 << 20
 
 
 class _Checked(NamedTuple):
@@ -63,9 +66,10 @@ def _verify_store(ws: Workspace, manifest: bytes, progress: ProgressFn | None) -
     else:
         header, text = laid
         check_header(header)
-        n = _store._WORKERS if text.count("\n") + 1 >= _SPLIT_LINES and can_fork() else 1
+        n = _store._WORKERS if _worth_forking(text.count("\n") + 1, header.get("total_size")) and can_fork() else 1
         shares = cut(text, n)
-        checked = map_shares(lambda share: _check_share(stored, share, progress if share is shares[0] else None),
+        here = _whole(progress, header) if n > 1 else progress  # only the first share, here, reports
+        checked = map_shares(lambda share: _check_share(stored, share, here if share is shares[0] else None),
                              shares) if shares else []
         all_leaves = set().union(*(c.leaves for c in checked))
         all_dirs = set().union(*(c.dirs for c in checked))
@@ -73,6 +77,20 @@ def _verify_store(ws: Workspace, manifest: bytes, progress: ProgressFn | None) -
             check_nesting(entries(lines(text)), all_leaves, all_dirs)  # raises, naming the entry
     problems = sorted((p for c in checked for p in c.problems), key=lambda p: p.path)
     return sum(c.files for c in checked), sum(c.size for c in checked), problems
+
+
+def _worth_forking(files: int, size: object) -> bool:
+    """Whether a share per process pays: many files, or many MiB of files too small for threads to share out."""
+    small = isinstance(size, int) and size >= _SPLIT_BYTES and size / files < _store._SMALL_FILES
+    return files >= _SPLIT_LINES or small
+
+
+def _whole(progress: ProgressFn | None, header: dict[str, Any]) -> ProgressFn | None:
+    """``progress``, told the whole manifest's totals while it hears of one share's."""
+    files, size = header.get("file_count"), header.get("total_size")
+    if progress is None or not isinstance(files, int) or not isinstance(size, int):
+        return progress
+    return lambda p: progress(Progress(p.phase, p.done, max(files, p.total), p.done_bytes, max(size, p.total_bytes)))
 
 
 def _check_share(stored: Stored, text: str, progress: ProgressFn | None) -> _Checked:
