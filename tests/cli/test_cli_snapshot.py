@@ -65,7 +65,7 @@ def test_create_list_show_verify_restore_delete(
     assert (tmp_path / "out" / "features" / "a.parquet").read_bytes() == b"A" * 2048
 
     code, out, _ = run(capsys, "snapshot", "delete", "golden")
-    assert (code, out) == (0, "deleted snapshot 'golden'; removed 2 stored files no other snapshot uses "
+    assert (code, out) == (0, "deleted snapshot 'golden'; removed 2 stored contents no other snapshot uses "
                               "(2.0 KiB freed)\n")
     code, out, _ = run(capsys, "snapshot", "list")
     assert out.startswith("no snapshots")

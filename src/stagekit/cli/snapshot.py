@@ -166,7 +166,7 @@ def _restore(args: argparse.Namespace) -> int:
 
 def _delete(args: argparse.Namespace) -> int:
     result = _workspace(args).delete_snapshot(args.name, wait=args.wait)
-    print(f"deleted snapshot {result.name!r}; removed {result.objects_removed} stored files no other "
+    print(f"deleted snapshot {result.name!r}; removed {result.objects_removed} stored contents no other "
           f"snapshot uses ({_size(result.bytes_freed)} freed)")
     return 0
 
