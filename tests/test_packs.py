@@ -17,7 +17,7 @@ import pytest
 
 from stagekit import _packs, _store
 from stagekit._forked import can_fork
-from stagekit._packs import PACK_BELOW, PackDamagedError, Packs, Run, index_bytes, pack_of, read_index
+from stagekit._packs import PACK_BELOW, PackDamagedError, Packs, Run, index_bytes, pack_of, read_columns
 from stagekit.snapshot import SnapshotError
 from stagekit.workspace import Workspace
 
@@ -104,12 +104,12 @@ DAMAGE: dict[str, Callable[[bytes], bytes]] = {
 def test_index_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "p.idx"
     path.write_bytes(GOOD)
-    assert read_index(str(path)) == ENTRIES
+    assert read_columns(str(path)).entries() == ENTRIES
     assert GOOD.startswith(b"stagekit-pack-index 1\n") and len(GOOD.splitlines()) == len(ENTRIES) + 2
     assert GOOD.splitlines()[1] == f"{ENTRIES[0][0]} 0 1024".encode()  # readable: digest, offset, size
     assert pack_of(str(path)) == str(tmp_path / "p.pack")
     path.write_bytes(index_bytes([]))
-    assert read_index(str(path)) == []
+    assert read_columns(str(path)).entries() == []
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
@@ -117,7 +117,7 @@ def test_damaged_index_is_refused(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "p.idx"
     path.write_bytes(DAMAGE[damage](GOOD))
     with pytest.raises(PackDamagedError, match="is damaged"):
-        read_index(str(path))
+        read_columns(str(path)).entries()
     assert Packs(str(tmp_path)).damaged == [str(path)] and Packs(str(tmp_path)).indexes == {}
 
 

@@ -62,11 +62,6 @@ class Index(NamedTuple):
         return list(zip(self.digests, self.offsets, self.sizes, strict=True))
 
 
-def read_index(path: str) -> list[tuple[str, int, int]]:
-    """(digest, offset, size) of each content of the pack whose index is at ``path``."""
-    return read_columns(path).entries()
-
-
 def read_columns(path: str) -> Index:
     """The index at ``path``, as columns; ``PackDamagedError`` if it is damaged."""
     with open(path, "rb") as f:

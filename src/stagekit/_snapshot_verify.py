@@ -168,9 +168,8 @@ def compare_tree(base: Path, snap: Snapshot, progress: ProgressFn | None, check_
     return sorted(problems, key=lambda p: p.path)
 
 
-def require_objects(ws: Workspace, snap: Snapshot) -> None:
+def require_objects(stored: Stored, snap: Snapshot) -> None:
     """Fail, naming them, if any of the snapshot's stored objects is missing (a cheap check: no hashing)."""
-    stored = Stored(ws)
     missing = sorted({e.path for e in snap.files if not stored.exists(e.hash)})
     if missing:
         more = " ..." if len(missing) > 5 else ""

@@ -68,6 +68,7 @@ class Stored:
 
     def __init__(self, ws: Workspace) -> None:
         self.objects, self.packs = str(ws.objects_dir), Packs(str(ws.packs_dir))
+        self._packs_there: dict[str, bool] = {}
 
     @property
     def packed(self) -> dict[str, Location]:
@@ -78,7 +79,11 @@ class Stored:
 
     def exists(self, digest: str) -> bool:
         loc = self.packed.get(digest)
-        return os.path.exists(self.path(digest) if loc is None else loc[0])
+        if loc is None:
+            return os.path.exists(self.path(digest))
+        if (there := self._packs_there.get(loc[0])) is None:  # one stat per pack, not per content
+            there = self._packs_there[loc[0]] = os.path.exists(loc[0])
+        return there
 
     def damage(self) -> str:
         """Why contents may be missing beyond their removal: damaged pack indexes, if any."""

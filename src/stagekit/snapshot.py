@@ -208,11 +208,11 @@ def verify(ws: Workspace, name: str, *, against: str | os.PathLike[str] | None =
 # --- restoring, checkouts ------------------------------------------------------------------------------
 
 
-def _materialize(ws: Workspace, snap: Snapshot, root: Path, hardlink: bool,
+def _materialize(stored: Stored, snap: Snapshot, root: Path, hardlink: bool,
                  progress: ProgressFn | None) -> str:
     """Write the snapshot's tree into the new directory ``root``; returns how files were made."""
     os.mkdir(root)
-    made, methods, stored = {"."}, set[str](), Stored(ws)
+    made, methods = {"."}, set[str]()
     total, total_bytes, count, nbytes = snap.file_count, snap.total_size, 0, 0
     with PackReader() as packs:
         for e in snap.entries:
@@ -276,9 +276,10 @@ def restore(ws: Workspace, name: str, to: str | os.PathLike[str], *, hardlink: b
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.restoring-{os.urandom(4).hex()}"
     with ws.lock("gc", shared=True, wait=None):
-        require_objects(ws, snap)
+        stored = Stored(ws)
+        require_objects(stored, snap)
         try:
-            method = _materialize(ws, snap, tmp, hardlink, progress)
+            method = _materialize(stored, snap, tmp, hardlink, progress)
             if verify:
                 check_intact(tmp, snap, check_mode=not hardlink)
             sync_filesystem(tmp)
@@ -310,10 +311,11 @@ def checkout(ws: Workspace, name: str) -> Path:
             if stamp["manifest"] == digest and dest.is_dir() and stamp["tree"] == _tree_stamp(dest):
                 return dest
         _drop_checkout(ws, name)
-        require_objects(ws, snap)
+        stored = Stored(ws)
+        require_objects(stored, snap)
         tmp = ws.checkouts_dir / f".tmp~{name}~{os.urandom(4).hex()}"
         try:
-            _materialize(ws, snap, tmp, hardlink=False, progress=None)
+            _materialize(stored, snap, tmp, hardlink=False, progress=None)
             check_intact(tmp, snap, check_mode=True)
             for rel, st, _ in reversed(list(walk(tmp, ["."]))):  # deepest first; the top stays writable
                 if rel != "." and not stat.S_ISLNK(st.st_mode):
