@@ -33,7 +33,7 @@ PACK_MAX = 256 << 20  # a pack being written is closed, and another begun, past 
 WINDOW = 1 << 20  # verify reads a pack in runs of up to this many bytes (or one content, if bigger)
 _MAGIC = b"stagekit-pack-index 1\n"
 
-Writer = Callable[[int, memoryview], None]
+Writer = Callable[[int, memoryview], int]  # os.write
 
 
 Location = tuple[str, int, int]  # pack path, offset, size: plain tuples, made in C by the 10,000
@@ -161,8 +161,8 @@ class PackWriter:
     Not thread-safe: its owner serialises ``add``.
     """
 
-    def __init__(self, tmp: str, prefix: str, write_all: Writer) -> None:
-        self.tmp, self.prefix, self._write_all = tmp, prefix, write_all
+    def __init__(self, tmp: str, prefix: str, write: Writer = os.write) -> None:
+        self.tmp, self.prefix, self._write = tmp, prefix, write
         self.done: list[tuple[str, list[tuple[str, int, int]]]] = []  # finished temporaries and their entries
         self._fd = -1
         self._path = ""
@@ -172,7 +172,7 @@ class PackWriter:
     def add(self, digest: str, data: memoryview) -> None:
         if self._fd < 0 or self._size >= PACK_MAX:
             self._begin()
-        self._write_all(self._fd, data)
+        write_all(self._fd, data, self._write)
         self._entries.append((digest, self._size, len(data)))
         self._size += len(data)
 
@@ -281,9 +281,7 @@ def write_new(path: str, data: bytes, mode: int) -> None:
     """Write ``data`` to the new file ``path`` with permissions ``mode``."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, memoryview(data))
         os.fchmod(fd, mode)
     finally:
         os.close(fd)
@@ -305,7 +303,7 @@ def collect(packs_dir: str, keep: set[str], tmp: str, sync: Callable[[str], None
     removed = freed = 0
     claimed: set[str] = set()
     doomed: list[str] = []  # indexes whose packs are dropped or rewritten
-    writer = PackWriter(tmp, f"gc-{os.getpid()}-", _write_all)
+    writer = PackWriter(tmp, f"gc-{os.getpid()}-")
     try:
         with PackReader() as reader:
             for index, entries in packs.indexes.items():  # in the order ``where`` prefers them
@@ -360,6 +358,7 @@ def _size(path: str) -> int:
     return 0
 
 
-def _write_all(fd: int, data: memoryview) -> None:
+def write_all(fd: int, data: memoryview, write: Writer = os.write) -> None:
+    """Write all of ``data`` to ``fd`` with ``write`` (``os.write``, or a test's stand-in for a full disk)."""
     while data:
-        data = data[os.write(fd, data):]
+        data = data[write(fd, data):]

@@ -38,6 +38,7 @@ from stagekit._packs import (
     PackWriter,
     check_run,
     collect,
+    write_all,
     write_new,
 )
 from stagekit._snapshot_types import ALGORITHM, FORMAT, Progress, ProgressFn, SnapshotError
@@ -167,8 +168,8 @@ class Txn:
         self._lock = threading.Lock()
         self.pending: dict[str, str] = {}  # new contents of their own: digest -> temporary
         self.packing: set[str] = set()  # new small contents, in the writer's packs
-        self.writer = PackWriter(self.tmp, self.prefix, _write_all)
-        self.packed = Packs(self.packs_dir).where
+        self.writer = PackWriter(self.tmp, self.prefix, lambda fd, data: _write(fd, data))  # the seam, late
+        self.packed = Stored(ws).packed
         self._listings: dict[str, frozenset[str]] = {}
         self.added: list[str] = []  # paths named in the store, for rollback
         self.objects_added = self.bytes_added = 0
@@ -260,8 +261,7 @@ def _chunks(fd: int, view: memoryview, size: int) -> Iterator[memoryview]:
 
 
 def _write_all(fd: int, data: memoryview) -> None:
-    while data:
-        data = data[_write(fd, data):]
+    write_all(fd, data, _write)
 
 
 def _open_new(path: str) -> int:
