@@ -19,8 +19,9 @@ import pandas as pd
 import pandera.pandas as pa
 import pluggy
 
-from stagekit import contracts, hookspecs
-from stagekit.contracts import ContractChecker
+from stagekit import hookspecs
+from stagekit.contracts import checker as contracts
+from stagekit.contracts.checker import ContractChecker
 from stagekit.stage import stage
 
 
@@ -96,7 +97,7 @@ def main() -> None:
     df = make_frame(args.rows)
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.register(contracts, name="stagekit.contracts")
+    pm.register(contracts, name="stagekit.contracts.checker")
     validate = pm.hook.stagekit_validate_artifact
     bars = stage(lambda bars: None, name="consume", requires=["bars"], inputs={"bars": SCHEMA})
     values = {"bars": df}

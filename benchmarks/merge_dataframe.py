@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stagekit.merge import MergeTable
+from stagekit.merge.table import MergeTable
 
 
 def _frames(rows: int, base_columns: int, added: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

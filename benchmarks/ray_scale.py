@@ -211,7 +211,7 @@ def overhead(stages: int) -> None:
     from stagekit_ray.cluster import open_session
 
     from stagekit.pipeline import Pipeline
-    from stagekit.plugins import Host
+    from stagekit.plugins.host import Host
 
     host = Host(plugins=[stagekit_ray.plugin], autoload=False, env={})
 

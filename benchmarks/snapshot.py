@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stagekit import _store
-from stagekit.workspace import Workspace
+from stagekit.snapshots.workspace import Workspace
 
 MIB = 1 << 20
 

@@ -6,8 +6,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from stagekit._packs import Packs, pack_of
-from stagekit.workspace import Workspace
+from stagekit.snapshots.packs import Packs, pack_of
+from stagekit.snapshots.workspace import Workspace
 
 
 def stored_at(ws: Workspace, digest: str) -> tuple[Path, int, int]:

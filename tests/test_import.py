@@ -31,7 +31,7 @@ def test_the_version_is_the_installed_one() -> None:
 
 
 def test_stage_is_the_decorator_even_after_its_module_is_imported() -> None:
-    code = ("import stagekit.stage, stagekit.runner\nfrom stagekit import stage\n"
+    code = ("import stagekit.stage, stagekit.run.runner\nfrom stagekit import stage\n"
             "print(callable(stage), type(stage).__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True function"

@@ -17,7 +17,7 @@ from stagekit.stage import Stage as Stage
 from stagekit.stage import stage as stage
 
 if TYPE_CHECKING:
-    from stagekit.contracts import ContractWarning as ContractWarning
+    from stagekit.contracts.checker import ContractWarning as ContractWarning
     from stagekit.errors import ContractError as ContractError
     from stagekit.errors import CycleError as CycleError
     from stagekit.errors import ExecutorError as ExecutorError
@@ -34,21 +34,21 @@ if TYPE_CHECKING:
     from stagekit.frozenmap import FrozenMap as FrozenMap
     from stagekit.hookspecs import hookimpl as hookimpl
     from stagekit.hookspecs import hookspec as hookspec
-    from stagekit.merge import merge_values as merge_values
-    from stagekit.merge import values_equal as values_equal
+    from stagekit.merge.table import merge_values as merge_values
+    from stagekit.merge.table import values_equal as values_equal
     from stagekit.pipeline import Pipeline as Pipeline
-    from stagekit.plugins import Host as Host
-    from stagekit.plugins import PluginRecord as PluginRecord
-    from stagekit.registry import Registry as Registry
-    from stagekit.runner import RunResult as RunResult
-    from stagekit.snapshot import Snapshot as Snapshot
-    from stagekit.snapshot import SnapshotCorruptError as SnapshotCorruptError
-    from stagekit.snapshot import SnapshotError as SnapshotError
-    from stagekit.snapshot import SnapshotExistsError as SnapshotExistsError
-    from stagekit.snapshot import SnapshotNotFoundError as SnapshotNotFoundError
-    from stagekit.workspace import Workspace as Workspace
-    from stagekit.workspace import WorkspaceError as WorkspaceError
-    from stagekit.workspace import WorkspaceLockedError as WorkspaceLockedError
+    from stagekit.plugins.host import Host as Host
+    from stagekit.plugins.host import PluginRecord as PluginRecord
+    from stagekit.plugins.registry import Registry as Registry
+    from stagekit.run.runner import RunResult as RunResult
+    from stagekit.snapshots.snapshot import Snapshot as Snapshot
+    from stagekit.snapshots.snapshot import SnapshotCorruptError as SnapshotCorruptError
+    from stagekit.snapshots.snapshot import SnapshotError as SnapshotError
+    from stagekit.snapshots.snapshot import SnapshotExistsError as SnapshotExistsError
+    from stagekit.snapshots.snapshot import SnapshotNotFoundError as SnapshotNotFoundError
+    from stagekit.snapshots.workspace import Workspace as Workspace
+    from stagekit.snapshots.workspace import WorkspaceError as WorkspaceError
+    from stagekit.snapshots.workspace import WorkspaceLockedError as WorkspaceLockedError
 
 __all__ = [
     "ContractError",
@@ -90,14 +90,14 @@ __all__ = [
 
 _LAZY = {
     "FrozenMap": "stagekit.frozenmap",
-    "Snapshot": "stagekit.snapshot",
-    "SnapshotCorruptError": "stagekit.snapshot",
-    "SnapshotError": "stagekit.snapshot",
-    "SnapshotExistsError": "stagekit.snapshot",
-    "SnapshotNotFoundError": "stagekit.snapshot",
-    "Workspace": "stagekit.workspace",
-    "WorkspaceError": "stagekit.workspace",
-    "WorkspaceLockedError": "stagekit.workspace",
+    "Snapshot": "stagekit.snapshots.snapshot",
+    "SnapshotCorruptError": "stagekit.snapshots.snapshot",
+    "SnapshotError": "stagekit.snapshots.snapshot",
+    "SnapshotExistsError": "stagekit.snapshots.snapshot",
+    "SnapshotNotFoundError": "stagekit.snapshots.snapshot",
+    "Workspace": "stagekit.snapshots.workspace",
+    "WorkspaceError": "stagekit.snapshots.workspace",
+    "WorkspaceLockedError": "stagekit.snapshots.workspace",
     "ContractError": "stagekit.errors",
     "CycleError": "stagekit.errors",
     "ExecutorError": "stagekit.errors",
@@ -114,13 +114,13 @@ _LAZY = {
     "hookimpl": "stagekit.hookspecs",
     "hookspec": "stagekit.hookspecs",
     "Pipeline": "stagekit.pipeline",
-    "Host": "stagekit.plugins",
-    "PluginRecord": "stagekit.plugins",
-    "Registry": "stagekit.registry",
-    "RunResult": "stagekit.runner",
-    "merge_values": "stagekit.merge",
-    "values_equal": "stagekit.merge",
-    "ContractWarning": "stagekit.contracts",
+    "Host": "stagekit.plugins.host",
+    "PluginRecord": "stagekit.plugins.host",
+    "Registry": "stagekit.plugins.registry",
+    "RunResult": "stagekit.run.runner",
+    "merge_values": "stagekit.merge.table",
+    "values_equal": "stagekit.merge.table",
+    "ContractWarning": "stagekit.contracts.checker",
 }
 
 

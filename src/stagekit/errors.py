@@ -69,7 +69,7 @@ class StageError(StagekitError, RuntimeError):
     """A stage failed while running.
 
     ``stage`` is the stage's name, ``plugin`` who registered it, ``original`` the exception it raised and
-    ``result`` the partial :class:`~stagekit.runner.RunResult`: everything produced before the failure.
+    ``result`` the partial :class:`~stagekit.run.runner.RunResult`: everything produced before the failure.
     """
 
     def __init__(

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from stagekit.errors import ContractError
-    from stagekit.runner import RunInfo, RunResult, StageRecord
+    from stagekit.run.runner import RunInfo, RunResult, StageRecord
     from stagekit.stage import Stage
 
 PROJECT = "stagekit"
@@ -49,8 +49,8 @@ def stagekit_register_executors(register: Callable[[str, Callable[..., Any]], No
     """Call ``register(name, factory)`` for each executor.
 
     ``factory(workers=..., host=..., **options)`` builds one: ``host`` is a picklable
-    :class:`stagekit.plugins.HostSpec` from which a worker can rebuild the plugin host, ``options`` come from
-    the pipeline file's ``[executor_options]``. See :class:`stagekit.executors.base.Executor` for the protocol.
+    :class:`stagekit.plugins.host.HostSpec` from which a worker can rebuild the plugin host, ``options`` come from
+    the pipeline file's ``[executor_options]``. See :class:`stagekit.run.executors.base.Executor` for the protocol.
     """
 
 

@@ -6,15 +6,15 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from stagekit._gc import collector_paused
-from stagekit.dag import Dag, build_dag
+from stagekit._collector import collector_paused
+from stagekit.graph.dag import Dag, build_dag
 from stagekit.errors import ExecutorError, PipelineError
-from stagekit.registry import Provenance, unknown_name
-from stagekit.runner import RunInfo, RunOptions, RunResult, run_dag
+from stagekit.plugins.registry import Provenance, unknown_name
+from stagekit.run.runner import RunInfo, RunOptions, RunResult, run_dag
 from stagekit.stage import CONTRACT_MODES, Stage
 
 if TYPE_CHECKING:
-    from stagekit.plugins import Host
+    from stagekit.plugins.host import Host
 
 
 class Pipeline:
@@ -45,7 +45,7 @@ class Pipeline:
     @property
     def host(self) -> Host:
         if self._host is None:
-            from stagekit.plugins import Host
+            from stagekit.plugins.host import Host
 
             self._host = Host(autoload=False, env={})
         return self._host
@@ -83,7 +83,7 @@ class Pipeline:
             dag = self.dag(initial)
         except PipelineError as exc:
             return exc.problems
-        from stagekit.checks import static_problems
+        from stagekit.graph.checks import static_problems
 
         return static_problems(dag, self.host, contracts, stage_contracts or {})
 
@@ -111,7 +111,7 @@ class Pipeline:
         host = self.host
         checker = None
         if contracts != "off":
-            from stagekit.checks import contract_checker, refuse_incompatible
+            from stagekit.graph.checks import contract_checker, refuse_incompatible
 
             checker = contract_checker(dag, host, contracts, stage_contracts or {})
             if checker is not None:

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from stagekit.pipeline import Pipeline
-from stagekit.plugins import Host
-from stagekit.registry import Registry
+from stagekit.plugins.host import Host
+from stagekit.plugins.registry import Registry
 from stagekit.stage import Stage
 
 
@@ -49,8 +49,8 @@ def check_plugin_conformance(distribution: str, group: str = "stagekit") -> list
     at least one stage, executor or merge, and the distribution requires a stagekit version this one
     satisfies.
     """
-    from stagekit import discovery
-    from stagekit.plugins import normalize
+    from stagekit.plugins import discovery
+    from stagekit.plugins.host import normalize
 
     problems: list[str] = []
     entry_points = [e for e in discovery.find_entry_points(group)

@@ -13,8 +13,8 @@ import pytest
 
 from stagekit.cli import main
 from stagekit.cli.snapshot import _ProgressLine
-from stagekit.snapshot import Progress
-from stagekit.workspace import ENV_VAR, Workspace
+from stagekit.snapshots.snapshot import Progress
+from stagekit.snapshots.workspace import ENV_VAR, Workspace
 from store_tools import overwrite_stored, remove_stored
 
 

@@ -10,15 +10,15 @@ import pluggy
 from stagekit_dataops import stages
 from stagekit_dataops.plugin import dataops_stages
 
-import stagekit.contracts
+import stagekit.contracts.checker
 import stagekit.hookspecs
-from stagekit.contracts import ContractChecker
+from stagekit.contracts.checker import ContractChecker
 
 
 def checker(mode: str = "strict") -> ContractChecker:
     pm = pluggy.PluginManager(stagekit.hookspecs.PROJECT)
     pm.add_hookspecs(stagekit.hookspecs)
-    pm.register(stagekit.contracts, name="stagekit.contracts")
+    pm.register(stagekit.contracts.checker, name="stagekit.contracts.checker")
     return ContractChecker(pm.hook.stagekit_validate_artifact, mode)
 
 

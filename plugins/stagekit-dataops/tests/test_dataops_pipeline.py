@@ -10,7 +10,7 @@ import pytest
 from stagekit_dataops.plugin import dataops_stages
 
 from stagekit import Pipeline
-from stagekit.contracts import ContractWarning
+from stagekit.contracts.checker import ContractWarning
 from stagekit.errors import ContractError
 from stagekit.stage import Stage, stage
 

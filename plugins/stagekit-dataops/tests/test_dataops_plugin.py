@@ -9,9 +9,9 @@ from importlib.metadata import entry_points
 import pluggy
 import stagekit_dataops.plugin as plugin
 
-import stagekit.contracts
+import stagekit.contracts.checker
 import stagekit.hookspecs
-from stagekit.contracts import resolve_schema, static_problems
+from stagekit.contracts.checker import resolve_schema, static_problems
 from stagekit.stage import Stage
 from stagekit.testing import registrations
 
@@ -70,7 +70,7 @@ def test_contracts_agree_along_every_edge() -> None:
     assert len(edges) == 10
     compare = pluggy.PluginManager(stagekit.hookspecs.PROJECT)
     compare.add_hookspecs(stagekit.hookspecs)
-    compare.register(stagekit.contracts)
+    compare.register(stagekit.contracts.checker)
     assert static_problems(edges, compare.hook.stagekit_check_compatible) == []
     for ref in plugin.CONTRACTS.values():
         assert type(resolve_schema(ref)).__module__.startswith("pandera.")

@@ -13,7 +13,7 @@ import stagekit_ray.plugin
 
 from stagekit import Host, Pipeline
 from stagekit.errors import ExecutorError, MergeConflictError, StageError
-from stagekit.executors.base import Task
+from stagekit.run.executors.base import Task
 from stagekit.hookspecs import hookimpl
 
 pytestmark = pytest.mark.ray

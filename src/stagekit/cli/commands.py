@@ -11,8 +11,8 @@ from stagekit.cli import render
 
 if TYPE_CHECKING:
     from stagekit.pipeline import Pipeline
-    from stagekit.pipelinefile import PipelineFile
-    from stagekit.plugins import Host
+    from stagekit.cli.pipelinefile import PipelineFile
+    from stagekit.plugins.host import Host
 
 
 def add_parsers(sub: Any) -> None:
@@ -52,7 +52,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def make_host(args: argparse.Namespace, **extra: Any) -> Host:
-    from stagekit.plugins import Host
+    from stagekit.plugins.host import Host
 
     block = [n.strip() for item in args.disable for n in item.split(",") if n.strip()]
     return Host(block=block, strict=True if args.strict_plugins else None, **extra)
@@ -90,7 +90,7 @@ def cmd_stages(args: argparse.Namespace) -> int:
 
 def load(args: argparse.Namespace) -> tuple[PipelineFile, Pipeline]:
     from stagekit.pipeline import Pipeline
-    from stagekit.pipelinefile import load_pipeline_file
+    from stagekit.cli.pipelinefile import load_pipeline_file
 
     pf = load_pipeline_file(args.pipeline)
     host = make_host(args)
@@ -102,7 +102,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     pf, pipeline = load(args)
     dag = pipeline.dag(pf.artifacts)
     if args.format == "json":
-        from stagekit.dag import describe
+        from stagekit.graph.dag import describe
 
         print(json.dumps(describe(dag, pipeline.origins), indent=2))
     elif args.format == "dot":
@@ -114,7 +114,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from stagekit.errors import PipelineError
-    from stagekit.registry import unknown_name
+    from stagekit.plugins.registry import unknown_name
 
     try:
         pf, pipeline = load(args)
@@ -136,7 +136,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from stagekit.cli.progress import Progress
-    from stagekit.pipelinefile import parse_param
+    from stagekit.cli.pipelinefile import parse_param
 
     pf, pipeline = load(args)
     params = {stage: dict(values) for stage, values in pf.params.items()}
@@ -183,7 +183,7 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from stagekit._version import version
-    from stagekit.scaffold import new_plugin
+    from stagekit.cli.scaffold import new_plugin
 
     root = new_plugin(args.name, Path.cwd(), version())
     print(f"wrote {root}\nnext: pip install -e {root} && pytest {root}/tests && stagekit stages")
@@ -196,14 +196,14 @@ def write_report(args: argparse.Namespace, pf: PipelineFile, pipeline: Pipeline,
     path = args.report or pf.report_path
     if not path:
         return
-    from stagekit.report import write_report as render_report
+    from stagekit.report.html import write_report as render_report
 
     written = render_report(path, result, pipeline.dag(initial), title=pf.name, artifacts=pf.report_artifacts)
     print(f"report: {written}", file=sys.stderr)
 
 
 def snapshot_inputs(args: argparse.Namespace) -> dict[str, Any]:
-    from stagekit.workspace import Workspace
+    from stagekit.snapshots.workspace import Workspace
 
     ws = Workspace.locate(args.workspace)
     root = ws.checkout(args.snapshot)
@@ -211,7 +211,7 @@ def snapshot_inputs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def record_run(args: argparse.Namespace, result: Any) -> None:
-    from stagekit.workspace import Workspace
+    from stagekit.snapshots.workspace import Workspace
 
     ws = Workspace.locate(args.workspace)
     ws.record_run(result.run_id, {**result.summary(), "pipeline": str(args.pipeline), "snapshot": args.snapshot})

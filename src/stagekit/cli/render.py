@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stagekit.dag import INITIAL, Dag
+from stagekit.graph.dag import INITIAL, Dag
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from stagekit.snapshot import Progress, Snapshot
-    from stagekit.workspace import Workspace
+    from stagekit.snapshots.snapshot import Progress, Snapshot
+    from stagekit.snapshots.workspace import Workspace
 
 __all__ = ["add_parser"]
 
@@ -74,7 +74,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _workspace(args: argparse.Namespace) -> Workspace:
-    from stagekit.workspace import Workspace
+    from stagekit.snapshots.workspace import Workspace
 
     return Workspace.locate(getattr(args, "workspace", None))
 

@@ -71,7 +71,7 @@ def validate_dataset(
     stage: Stage, artifact: str, value: Any, schema: Any, boundary: str
 ) -> ContractError | bool | None:
     """The validator for a Dataset against a pandera schema (None for anything else)."""
-    from stagekit.contracts import is_pandera_schema
+    from stagekit.contracts.checker import is_pandera_schema
 
     if not is_dataset(value) or not is_pandera_schema(schema):
         return None
@@ -100,7 +100,7 @@ class BatchCheck:
 
     def failure(self, batch: pa.Table) -> ContractError | None:
         """The batch's failures, or None. pandas-flavoured schemas see the batch as a DataFrame."""
-        from stagekit.contracts import stagekit_validate_artifact as validate_with_pandera
+        from stagekit.contracts.checker import stagekit_validate_artifact as validate_with_pandera
 
         value = batch if _checks_arrow(self.schema) else batch.to_pandas()
         outcome = validate_with_pandera(stage=self.stage, artifact=self.artifact, value=value,
@@ -126,7 +126,7 @@ def check_batch(spec: BatchCheck, mode: str, batch: pa.Table) -> pa.Table:
         return batch
     error = in_batch(error, f"a batch of {batch.num_rows} rows of the Ray Dataset, checked as it streamed")
     if mode == "warn":
-        from stagekit.contracts import ContractWarning
+        from stagekit.contracts.checker import ContractWarning
 
         warnings.warn(ContractWarning(str(error)), stacklevel=2)
         return batch

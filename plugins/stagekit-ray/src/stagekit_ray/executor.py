@@ -24,7 +24,7 @@ import ray
 from ray.exceptions import RayError, RayTaskError
 
 from stagekit.errors import ExecutorError
-from stagekit.executors.base import Outcome, Task
+from stagekit.run.executors.base import Outcome, Task
 from stagekit_ray import _pending, worker
 from stagekit_ray.cluster import Session, open_session
 

@@ -14,7 +14,7 @@ from stagekit.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from stagekit.errors import ContractError
-    from stagekit.runner import RunInfo, RunResult
+    from stagekit.run.runner import RunInfo, RunResult
     from stagekit.stage import Stage
     from stagekit_ray.executor import RayExecutor
 

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from stagekit.errors import ContractError, ExecutorError
-from stagekit.executors.base import Task, run_task
+from stagekit.run.executors.base import Task, run_task
 from stagekit.stage import Stage
 
 _hosts: dict[Any, Any] = {}
@@ -81,7 +81,7 @@ def _checker(config: CheckerConfig | None) -> Any:
             except Exception as exc:
                 raise ExecutorError(f"a Ray worker cannot rebuild the plugin host (for contract validators) "
                                     f"from {spec}: {type(exc).__name__}: {exc}") from exc
-        from stagekit.contracts import ContractChecker
+        from stagekit.contracts.checker import ContractChecker
 
         validate = _hosts[spec].hook.stagekit_validate_artifact
         _checkers[config] = ContractChecker(validate, mode, dict(stage_modes))

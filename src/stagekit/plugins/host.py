@@ -1,0 +1,324 @@
+"""Build a plugin host: find plugins through entry points, load them in isolation, collect registrations.
+
+There is no global plugin manager. Each :class:`Host` owns its own ``pluggy.PluginManager``, so an
+application can embed stagekit with its own entry-point group and its own plugins, and two hosts in one
+process never see each other's plugins.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import ModuleType
+from typing import Any, Literal
+
+import attrs
+import pluggy
+
+from stagekit import hookspecs
+from stagekit.errors import PluginConfigError, PluginError, RegistrationError
+from stagekit.plugins.registry import Provenance, Registry
+
+Status = Literal["loaded", "failed", "blocked", "disabled"]
+
+HOOK_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("stagekit_"))
+_REGISTRATION_HOOKS = ("stagekit_register_stages", "stagekit_register_merges", "stagekit_register_executors")
+BUILTIN_PLUGINS = ("stagekit.run.executors.builtin", "stagekit.merge.builtin", "stagekit.contracts.checker")
+
+
+@attrs.define
+class PluginRecord:
+    """What happened to one plugin: where it came from, whether it loaded, what it registered."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    status: Status = "loaded"
+    error: str | None = None
+    value: str | None = None  # the entry point's "module:attr"
+    stages: list[str] = attrs.field(factory=list)
+    shadowed: list[str] = attrs.field(factory=list)  # other locations of the same distribution
+    note: str | None = None  # something to know that is not a failure (e.g. shadowed copies)
+    exception: BaseException | None = attrs.field(default=None, repr=False)
+
+    @property
+    def provenance(self) -> Provenance:
+        return Provenance(self.name, self.distribution, self.version)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "distribution": self.distribution, "version": self.version,
+            "status": self.status, "error": self.error, "stages": list(self.stages),
+            "entry_point": self.value, "shadowed": list(self.shadowed), "note": self.note,
+        }
+
+
+@attrs.frozen
+class HostSpec:
+    """A picklable recipe for an equivalent host: workers rebuild it from entry-point and module names."""
+
+    group: str
+    autoload: bool
+    allow: tuple[str, ...]
+    block: tuple[str, ...]
+    modules: tuple[str, ...]  # plugins passed in code as importable modules
+    builtins: bool
+
+    def build(self) -> Host:
+        import importlib
+
+        plugins = [importlib.import_module(m) for m in self.modules]
+        return Host(group=self.group, plugins=plugins, autoload=self.autoload, allow=list(self.allow),
+                    block=list(self.block), strict=False, builtins=self.builtins, env={})
+
+
+class _PluginManager(pluggy.PluginManager):
+    """Treats every ``stagekit_*`` callable as a hook implementation, so a misspelt name is caught."""
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name.startswith("stagekit_") and callable(getattr(plugin, name, None)):
+            return {}
+        return opts
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    return env.get(key, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _names(value: str | None) -> list[str]:
+    return [n.strip() for n in (value or "").split(",") if n.strip()]
+
+
+def normalize(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+class Host:
+    """A plugin manager with its plugins loaded and their registrations collected.
+
+    ``group`` is the entry-point group to search (``"stagekit"``); ``plugins`` are extra plugins passed in
+    code (modules or objects, optionally as ``(name, plugin)``). ``autoload``, ``allow``, ``block`` and
+    ``strict`` default to the environment (``STAGEKIT_DISABLE_PLUGIN_AUTOLOAD``, ``STAGEKIT_PLUGINS``,
+    ``STAGEKIT_DISABLE``, ``STAGEKIT_STRICT_PLUGINS``); given block names add to the environment's.
+    """
+
+    def __init__(
+        self,
+        *,
+        group: str = "stagekit",
+        plugins: Iterable[object] = (),
+        autoload: bool | None = None,
+        allow: Sequence[str] | None = None,
+        block: Sequence[str] = (),
+        strict: bool | None = None,
+        builtins: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if env is None else env
+        self.group = group
+        self.autoload = (not _flag(env, "STAGEKIT_DISABLE_PLUGIN_AUTOLOAD")) if autoload is None else autoload
+        self.allow = list(allow) if allow is not None else _names(env.get("STAGEKIT_PLUGINS"))
+        self.block = [*_names(env.get("STAGEKIT_DISABLE")), *block]
+        self.strict = _flag(env, "STAGEKIT_STRICT_PLUGINS") if strict is None else strict
+        self.manager = _PluginManager(hookspecs.PROJECT)
+        self.manager.add_hookspecs(hookspecs)
+        self.records: list[PluginRecord] = []
+        self.conflicts: list[str] = []  # registrations two plugins claimed (see ``registry``)
+        self._registry = Registry()
+        self._code_plugins = list(plugins)
+        self._builtins = builtins
+        self._load()
+
+    def spec(self) -> HostSpec:
+        """How to rebuild this host in a worker process (plugins passed in code as objects are skipped)."""
+        modules = tuple(p.__name__ for p in self._code_plugins if isinstance(p, ModuleType))
+        return HostSpec(self.group, self.autoload, tuple(self.allow), tuple(self.block), modules, self._builtins)
+
+    @property
+    def registry(self) -> Registry:
+        """Everything the plugins registered. Two plugins claiming one stage or executor name is an error
+        here (and not when listing plugins, so that ``stagekit plugins`` can show who clashes)."""
+        if self.conflicts:
+            raise RegistrationError("; ".join(self.conflicts))
+        return self._registry
+
+    @property
+    def hook(self) -> Any:
+        return self.manager.hook
+
+    def record(self, name: str) -> PluginRecord:
+        for r in self.records:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    # --- loading --------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        from stagekit.plugins import discovery
+
+        candidates: list[tuple[PluginRecord, Callable[[], object]]] = []
+        if self._builtins:
+            for module in BUILTIN_PLUGINS:
+                candidates.append((PluginRecord(module, "stagekit", _core_version(), value=module),
+                                   _importer(module)))
+        for plugin in self._code_plugins:
+            name, obj = plugin if isinstance(plugin, tuple) else (_plugin_name(plugin), plugin)
+            candidates.append((PluginRecord(name, value="<in code>"), _given(obj)))
+        found = discovery.find_entry_points(self.group)
+        self._check_control_names(found, [r.name for r, _ in candidates])
+        for ep in found:
+            rec = PluginRecord(ep.name, ep.distribution, ep.version, value=ep.value, shadowed=list(ep.shadowed))
+            if ep.shadowed:
+                rec.note = f"also installed at {', '.join(ep.shadowed)} (shadowed by {ep.location})"
+            candidates.append((rec, ep.load))
+        for rec, load in candidates:
+            self.records.append(rec)
+            self._admit(rec, load, from_entry_point=rec.value not in ("<in code>", *BUILTIN_PLUGINS))
+        self._collect_registrations()
+
+    def _check_control_names(self, found: Sequence[Any], code_names: list[str]) -> None:
+        known = {*code_names, *(e.name for e in found), *(normalize(e.distribution or "") for e in found)}
+        known.discard("")
+        for label, names in (("STAGEKIT_PLUGINS / allow list", self.allow),
+                             ("STAGEKIT_DISABLE / --disable", self.block)):
+            unknown = [n for n in names if n not in known and normalize(n) not in known]
+            if unknown:
+                close = {n: difflib.get_close_matches(n, sorted(known), n=2) for n in unknown}
+                hints = "; ".join(f"{n!r}" + (f" (did you mean {', '.join(c)}?)" if c else "")
+                                  for n, c in close.items())
+                raise PluginConfigError(
+                    f"{label} names unknown plugin(s) {hints}; installed plugins in group "
+                    f"{self.group!r}: {', '.join(sorted(known)) or '(none)'}"
+                )
+
+    def _matches(self, rec: PluginRecord, names: list[str]) -> bool:
+        keys = {rec.name, normalize(rec.name)}
+        if rec.distribution:
+            keys.add(normalize(rec.distribution))
+        return any(n in keys or normalize(n) in keys for n in names)
+
+    def _admit(self, rec: PluginRecord, load: Callable[[], object], *, from_entry_point: bool) -> None:
+        if self._matches(rec, self.block):
+            rec.status = "blocked"
+            return
+        if from_entry_point and (not self.autoload or (self.allow and not self._matches(rec, self.allow))):
+            rec.status = "disabled"
+            return
+        if from_entry_point and (refusal := _version_refusal(rec)):
+            self._fail(rec, refusal, None)
+            return
+        taken = next((r for r in self.records if r is not rec and r.name == rec.name and r.status == "loaded"), None)
+        if taken is not None:
+            self._fail(rec, f"plugin name {rec.name!r} is already taken by {taken.provenance}; block one of them "
+                            "by its distribution name (--disable DIST)", None)
+            return
+        try:
+            plugin = load()
+        except Exception as exc:
+            self._fail(rec, f"import failed: {type(exc).__name__}: {exc}", exc)
+            return
+        try:
+            self.manager.register(plugin, name=rec.name)
+        except Exception as exc:  # pluggy's signature validation
+            self._fail(rec, f"invalid hook implementation: {str(exc).splitlines()[0]}", exc)
+            return
+        unknown = sorted(n for n in _hook_names(plugin) if n not in HOOK_NAMES)
+        if unknown:
+            self.manager.unregister(name=rec.name)
+            hints = [f"{n!r}" + (f" (did you mean {difflib.get_close_matches(n, HOOK_NAMES, n=1)[0]!r}?)"
+                                 if difflib.get_close_matches(n, HOOK_NAMES, n=1) else "") for n in unknown]
+            self._fail(rec, f"unknown hook(s) {', '.join(hints)}", None)
+
+    def _fail(self, rec: PluginRecord, message: str, exc: BaseException | None) -> None:
+        registered = self.manager.get_plugin(rec.name)
+        rec.status, rec.error, rec.exception = "failed", message, exc
+        if registered is not None and not any(r is not rec and r.name == rec.name and r.status == "loaded"
+                                              for r in self.records):
+            self.manager.unregister(name=rec.name)
+        if self.strict:
+            where = f" (distribution {rec.distribution} {rec.version})" if rec.distribution else ""
+            raise PluginError(f"plugin {rec.name!r}{where}: {message}", plugin=rec.name,
+                              distribution=rec.distribution) from exc
+
+    def _collect_registrations(self) -> None:
+        """Call each loaded plugin's registration hooks on its own, so one failure stays with its plugin."""
+        for rec in self.records:
+            if rec.status != "loaded":
+                continue
+            plugin = self.manager.get_plugin(rec.name)
+            staged = Registry()
+            origin = rec.provenance
+            register = {
+                "stagekit_register_stages": lambda s, o=origin, r=staged: r.add_stage(s, o),
+                "stagekit_register_merges": lambda t, m, o=origin, r=staged: r.add_merge(t, m, o),
+                "stagekit_register_executors": lambda n, f, o=origin, r=staged: r.add_executor(n, f, o),
+            }
+            try:
+                for hook_name in _REGISTRATION_HOOKS:
+                    impl = getattr(plugin, hook_name, None)
+                    if impl is not None:
+                        impl(register=register[hook_name])
+            except Exception as exc:
+                detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                self._fail(rec, f"registration failed: {detail}", exc)
+                continue
+            try:
+                self._registry.extend(staged)
+            except RegistrationError as exc:  # two plugins claim one name: both are named
+                self.conflicts.append(str(exc))
+                rec.error = str(exc)
+                if self.strict:
+                    raise
+            rec.stages = list(staged.stages)
+
+
+def _given(plugin: object) -> Callable[[], object]:
+    return lambda: plugin
+
+
+def _importer(module: str) -> Callable[[], object]:
+    def load() -> object:
+        import importlib
+
+        return importlib.import_module(module)
+
+    return load
+
+
+def _plugin_name(plugin: object) -> str:
+    if isinstance(plugin, ModuleType):
+        return plugin.__name__
+    name = getattr(plugin, "__name__", None) or type(plugin).__name__
+    return str(name)
+
+
+def _hook_names(plugin: object) -> list[str]:
+    return [n for n in dir(plugin) if n.startswith("stagekit_") and callable(getattr(plugin, n, None))]
+
+
+def _core_version() -> str:
+    from stagekit._version import version
+
+    return version()
+
+
+def _version_refusal(rec: PluginRecord) -> str | None:
+    """Why a plugin's distribution cannot run with this stagekit, or None if it can."""
+    from stagekit.plugins import discovery
+
+    spec = discovery.required_stagekit(rec.distribution)
+    if spec is None:
+        return None
+    from packaging.specifiers import SpecifierSet
+
+    ours = _core_version()
+    if SpecifierSet(spec).contains(ours, prereleases=True):
+        return None
+    return f"requires stagekit{spec}, but this is stagekit {ours}"
+
+
+__all__ = ["Host", "PluginRecord", "RegistrationError"]

@@ -1,0 +1,98 @@
+"""The executor protocol, and the one function every executor uses to run a stage.
+
+The runner submits a :class:`Task` (a stage plus only the artifacts it requires) and waits for
+:class:`Outcome` objects. Executors differ only in where ``run_task`` runs; nothing in the runner's loop
+looks at which executor it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any, Protocol
+
+import attrs
+
+from stagekit.stage import Stage
+
+
+class Checker(Protocol):
+    """Checks a stage's contracts at a boundary; see :class:`stagekit.contracts.checker.ContractChecker`."""
+
+    def check(self, stage: Stage, boundary: str, values: Any) -> list[Any]: ...
+
+
+@attrs.define(slots=True)
+class Task:
+    stage: Stage
+    kwargs: dict[str, Any]  # the required artifacts and the params, by keyword
+    checker: Checker | None = None
+
+
+@attrs.define(slots=True)
+class Outcome:
+    name: str
+    outputs: dict[str, Any] | None  # None when the stage failed
+    error: BaseException | None = None
+    duration: float = 0.0
+    warnings: list[Any] = ()  # type: ignore[assignment]  # shared empty default: no list per stage
+
+
+def run_task(task: Task) -> Outcome:
+    """Run one stage where the executor put it: check inputs, call, shape outputs, check outputs."""
+    stage = task.stage
+    checker = task.checker
+    start = perf_counter()
+    if checker is None:  # the common, contract-free path: nothing but the call
+        try:
+            outputs = stage.outputs_from(stage.callable(**task.kwargs))
+        except Exception as exc:
+            return Outcome(stage.name, None, exc, perf_counter() - start)
+        return Outcome(stage.name, outputs, None, perf_counter() - start)
+    warned: list[Any] = []
+    try:
+        if stage.inputs:
+            warned += checker.check(stage, "input", {a: task.kwargs[a] for a in stage.inputs})
+        outputs = stage.outputs_from(stage.callable(**task.kwargs))
+        if stage.outputs:
+            warned += checker.check(stage, "output", outputs)
+    except Exception as exc:
+        return Outcome(stage.name, None, exc, perf_counter() - start, warned)
+    return Outcome(stage.name, outputs, None, perf_counter() - start, warned)
+
+
+class Executor(Protocol):
+    """What the runner needs from an executor."""
+
+    name: str
+
+    def submit(self, task: Task) -> None:
+        """Start running ``task`` (or queue it)."""
+
+    def wait(self) -> list[Outcome]:
+        """Block until at least one submitted task finished; return every finished one."""
+
+    def materialize(self, value: Any) -> Any:
+        """Bring a value this executor produced into the driver (identity for in-process executors)."""
+
+    def run_merge(self, merge: Callable[[Any, list[Any]], Any], base: Any, branches: list[Any]) -> Any:
+        """Merge branch values where they join; may run remotely and return a handle (a Ray ObjectRef).
+
+        A :class:`~stagekit.errors.MergeConflictError` must reach the runner from here (not later), so that
+        it can name the join, the artifact and the branches.
+        """
+
+    def shutdown(self, *, cancel: bool) -> None:
+        """Release workers; with ``cancel``, drop what has not started and stop promptly."""
+
+
+class LocalExecutor:
+    """Defaults shared by executors whose values live in the driver's memory."""
+
+    name = "local"
+
+    def materialize(self, value: Any) -> Any:
+        return value
+
+    def run_merge(self, merge: Callable[[Any, list[Any]], Any], base: Any, branches: list[Any]) -> Any:
+        return merge(base, branches)

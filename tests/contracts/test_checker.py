@@ -1,0 +1,531 @@
+"""Data contracts: the pandera validator, ContractChecker modes, caching, static compatibility."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+import pluggy
+import pyarrow
+import pytest
+
+from stagekit import hookspecs
+from stagekit.contracts import checker as contracts
+from stagekit.contracts.checker import (
+    ContractChecker,
+    ContractModeError,
+    ContractWarning,
+    stagekit_validate_artifact,
+    static_problems,
+)
+from stagekit.errors import ContractError, StageDefinitionError, StagekitError
+from stagekit.stage import Stage, stage
+
+Prices = pa.DataFrameSchema({"symbol": pa.Column(str), "close": pa.Column(float, pa.Check.gt(0))})
+Returns = pa.DataFrameSchema({"symbol": pa.Column(str), "ret": pa.Column(float, nullable=True)})
+
+
+@stage(requires=["prices"], provides=["returns"], inputs={"prices": Prices}, outputs={"returns": Returns})
+def compute_returns(prices: pd.DataFrame) -> pd.DataFrame:
+    return prices.assign(ret=prices.groupby("symbol")["close"].pct_change())[["symbol", "ret"]]
+
+
+def _manager(*extra: object) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(contracts, name="stagekit.contracts.checker")
+    for i, plugin in enumerate(extra):
+        pm.register(plugin, name=f"extra{i}")
+    return pm
+
+
+class CountingValidate:
+    """The real hook, counting calls (and optionally slowing them down to widen races)."""
+
+    def __init__(self, pm: pluggy.PluginManager | None = None, delay: float = 0.0) -> None:
+        self.hook = (pm or _manager()).hook.stagekit_validate_artifact
+        self.calls = 0
+        self.delay = delay
+        self._lock = threading.Lock()
+
+    def __call__(self, **kwargs: Any) -> Any:
+        with self._lock:
+            self.calls += 1
+        time.sleep(self.delay)
+        return self.hook(**kwargs)
+
+
+def good_prices() -> pd.DataFrame:
+    return pd.DataFrame({"symbol": ["A", "A", "B"], "close": [10.0, 11.0, 5.0]})
+
+
+def bad_prices() -> pd.DataFrame:
+    return pd.DataFrame({"symbol": ["A", "A", None, "B"], "close": [10.0, -1.0, 5.0, 0.0]})
+
+
+# --- the issue's example, enforced ---------------------------------------------------------------------
+
+
+def test_issue_example_checks_inputs_and_outputs() -> None:
+    checker = ContractChecker(_manager().hook.stagekit_validate_artifact)
+    prices = good_prices()
+    assert checker.check(compute_returns, "input", {"prices": prices}) == []
+    returns = compute_returns(prices=prices)
+    assert checker.check(compute_returns, "output", {"returns": returns}) == []
+
+    with pytest.raises(ContractError) as info:
+        checker.check(compute_returns, "input", {"prices": bad_prices()})
+    err = info.value
+    assert isinstance(err, StagekitError) and isinstance(err, ValueError)
+    assert (err.stage, err.artifact, err.boundary) == ("compute_returns", "prices", "input")
+    assert len(err.failures) == 3  # the pandera failure cases: one null symbol, two non-positive closes
+
+
+def test_error_message_names_everything_and_shows_failure_rows() -> None:
+    checker = ContractChecker(_manager().hook.stagekit_validate_artifact)
+    with pytest.raises(ContractError) as info:
+        checker.check(compute_returns, "input", {"prices": bad_prices()})
+    text = str(info.value)
+    first, *rest = text.splitlines()
+    assert "stage 'compute_returns' input 'prices' breaks its contract" in first
+    assert "3 failures in 2 checks" in first
+    summary = "\n".join(rest)
+    assert "column 'close'   greater_than(0)  2" in summary
+    assert "column 'symbol'  not_nullable     1" in summary
+    assert "first failure cases (3 of 3):" in summary
+    table = rest[rest.index("first failure cases (3 of 3):") + 1:]
+    assert table[0].split() == ["column", "check", "index", "failure", "case"]
+    rows = sorted(r.split() for r in table[1:])
+    assert rows == [
+        ["column", "'close'", "greater_than(0)", "1", "-1.0"],
+        ["column", "'close'", "greater_than(0)", "3", "0.0"],
+        ["column", "'symbol'", "not_nullable", "2", "null"],
+    ]
+
+
+def test_message_shows_only_the_first_failure_cases_but_counts_all() -> None:
+    df = pd.DataFrame({"symbol": ["A"] * 50, "close": [-1.0] * 50})
+    err = stagekit_validate_artifact(stage=compute_returns, artifact="prices", value=df, schema=Prices,
+                                     boundary="output")
+    assert isinstance(err, ContractError)
+    text = str(err)
+    assert "stage 'compute_returns' output 'prices'" in text
+    assert "greater_than(0)  50" in text
+    assert "first failure cases (5 of 50):" in text
+    assert len(text.splitlines()) == 1 + 2 + 1 + 1 + 5
+
+
+def test_missing_column_and_wrong_dtype_are_named() -> None:
+    df = pd.DataFrame({"ticker": ["A"], "close": ["ten"]})
+    err = stagekit_validate_artifact(stage=compute_returns, artifact="prices", value=df, schema=Prices,
+                                     boundary="input")
+    assert isinstance(err, ContractError)
+    text = str(err)
+    assert "column 'symbol'  column_in_dataframe" in text
+    assert "column 'close'   dtype('float64')" in text
+
+
+def test_dataframe_model_schema() -> None:
+    class PriceModel(pa.DataFrameModel):
+        symbol: str
+        close: float = pa.Field(gt=0)
+
+    checked = stage(lambda prices: prices, name="m", requires=["prices"], inputs={"prices": PriceModel})
+    checker = ContractChecker(_manager().hook.stagekit_validate_artifact)
+    assert checker.check(checked, "input", {"prices": good_prices()}) == []
+    with pytest.raises(ContractError, match=r"model .*PriceModel.*2 failures in 2 checks"):
+        checker.check(checked, "input", {"prices": bad_prices().iloc[1:3]})
+
+
+def test_pyarrow_table_with_pandera_pyarrow_schema() -> None:
+    import pandera.pyarrow as pap
+
+    schema = pap.DataFrameSchema({"symbol": pap.Column(str), "close": pap.Column(float, pap.Check.gt(0))},
+                                 name="ArrowPrices")
+    st = stage(lambda prices: prices, name="arrow", requires=["prices"], inputs={"prices": schema})
+    checker = ContractChecker(_manager().hook.stagekit_validate_artifact)
+    assert checker.check(st, "input", {"prices": pyarrow.table(good_prices())}) == []
+    bad = pyarrow.table({"symbol": ["A", None, "B"], "close": [1.0, 2.0, -3.0]})
+    with pytest.raises(ContractError) as info:
+        checker.check(st, "input", {"prices": bad})
+    text = str(info.value)
+    assert "stage 'arrow' input 'prices' breaks its contract (DataFrameSchema 'ArrowPrices')" in text
+    assert "column 'symbol'  not_nullable" in text and "column 'close'   greater_than(0)" in text
+    assert "-3.0" in text
+    assert isinstance(info.value.failures, pyarrow.Table)
+
+
+def test_value_of_the_wrong_frame_library_is_a_clear_error() -> None:
+    err = stagekit_validate_artifact(stage=compute_returns, artifact="prices",
+                                     value=pyarrow.table(good_prices()), schema=Prices, boundary="input")
+    assert isinstance(err, ContractError)
+    assert "it is a pyarrow.lib.Table, but the schema checks a pandas DataFrame" in str(err)
+    assert "pandera.pyarrow" in str(err)
+    err = stagekit_validate_artifact(stage=compute_returns, artifact="prices", value=None, schema=Prices,
+                                     boundary="input")
+    assert isinstance(err, ContractError) and "builtins.NoneType" in str(err)
+
+
+def test_series_schema() -> None:
+    positive = pa.SeriesSchema(float, pa.Check.ge(0), name="weights")
+    st = stage(lambda weights: weights, name="w", requires=["weights"], inputs={"weights": positive})
+    checker = ContractChecker(_manager().hook.stagekit_validate_artifact)
+    assert checker.check(st, "input", {"weights": pd.Series([0.5, 0.5], name="weights")}) == []
+    with pytest.raises(ContractError, match="greater_than_or_equal_to"):
+        checker.check(st, "input", {"weights": pd.Series([0.5, -0.5], name="weights")})
+
+
+def test_polars_frame_when_polars_is_installed() -> None:
+    pl = pytest.importorskip("polars")
+    import pandera.polars as pp
+
+    schema = pp.DataFrameSchema({"symbol": pp.Column(str), "close": pp.Column(float, pp.Check.gt(0))})
+    st = stage(lambda prices: prices, name="pl", requires=["prices"], inputs={"prices": schema})
+    checker = ContractChecker(_manager().hook.stagekit_validate_artifact)
+    assert checker.check(st, "input", {"prices": pl.DataFrame({"symbol": ["A"], "close": [1.0]})}) == []
+    with pytest.raises(ContractError, match=r"column 'close'\s+greater_than\(0\)\s+1"):
+        checker.check(st, "input", {"prices": pl.DataFrame({"symbol": ["A"], "close": [-1.0]})})
+
+
+# --- modes -------------------------------------------------------------------------------------------
+
+
+def test_warn_mode_warns_and_returns_the_errors() -> None:
+    checker = ContractChecker(_manager().hook.stagekit_validate_artifact, mode="warn")
+    with pytest.warns(ContractWarning, match="stage 'compute_returns' input 'prices'"):
+        errors = checker.check(compute_returns, "input", {"prices": bad_prices()})
+    assert [e.artifact for e in errors] == ["prices"]
+
+
+def test_warnings_can_be_left_to_the_caller() -> None:
+    checker = ContractChecker(_manager().hook.stagekit_validate_artifact, mode="warn", emit_warnings=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        errors = checker.check(compute_returns, "input", {"prices": bad_prices()})
+    assert [e.stage for e in errors] == ["compute_returns"]
+    assert pickle.loads(pickle.dumps(ContractChecker(contracts.stagekit_validate_artifact,
+                                                     emit_warnings=False))).emit_warnings is False
+
+
+def test_off_mode_calls_nothing() -> None:
+    validate = CountingValidate()
+    checker = ContractChecker(validate, mode="off", stage_modes={"compute_returns": "strict"})
+    assert checker.check(compute_returns, "input", {"prices": bad_prices()}) == []
+    assert checker.check_static([(compute_returns, compute_returns, "prices")], lambda **kw: ["x"]) == []
+    assert validate.calls == 0
+
+
+def test_effective_mode_per_stage() -> None:
+    declared_off = stage(compute_returns.func, name="declared_off", requires=["prices"],
+                         inputs={"prices": Prices}, contracts="off")
+    declared_warn = stage(compute_returns.func, name="declared_warn", requires=["prices"],
+                          inputs={"prices": Prices}, contracts="warn")
+    checker = ContractChecker(contracts.stagekit_validate_artifact, mode="strict",
+                              stage_modes={"compute_returns": "warn", "declared_warn": "strict"})
+    assert checker.mode_for(compute_returns) == "warn"  # the pipeline file's override wins over the run
+    assert checker.mode_for(declared_off) == "off"  # declared on the stage, no override
+    assert checker.mode_for(declared_warn) == "strict"  # the override wins over the declaration
+    with pytest.warns(ContractWarning):
+        assert len(checker.check(compute_returns, "input", {"prices": bad_prices()})) == 1
+    assert checker.check(declared_off, "input", {"prices": bad_prices()}) == []
+    with pytest.raises(ContractError):
+        checker.check(declared_warn, "input", {"prices": bad_prices()})
+    lenient = ContractChecker(contracts.stagekit_validate_artifact, mode="warn")
+    assert lenient.mode_for(declared_off) == "off" and lenient.mode_for(compute_returns) == "warn"
+
+
+def test_bad_modes_are_refused() -> None:
+    with pytest.raises(ContractModeError, match=r"run's contract mode .* not 'loud'"):
+        ContractChecker(contracts.stagekit_validate_artifact, mode="loud")
+    with pytest.raises(ContractModeError, match="stage 'x'"):
+        ContractChecker(contracts.stagekit_validate_artifact, stage_modes={"x": "sometimes"})
+
+
+def test_several_failing_artifacts_make_one_error_listing_all() -> None:
+    two = stage(lambda: None, name="two", provides=["a", "b"], outputs={"a": Prices, "b": Prices})
+    checker = ContractChecker(_manager().hook.stagekit_validate_artifact)
+    with pytest.raises(ContractError) as info:
+        checker.check(two, "output", {"a": bad_prices(), "b": bad_prices()})
+    err = info.value
+    assert err.stage == "two" and err.boundary == "output"
+    assert [e.artifact for e in err.failures] == ["a", "b"]
+    assert "stage 'two': 2 output artifacts break their contracts ('a', 'b')" in str(err)
+    assert "output 'a' breaks" in str(err) and "output 'b' breaks" in str(err)
+
+
+def test_unknown_schema_is_an_error_naming_stage_and_artifact() -> None:
+    st = stage(lambda prices: prices, name="odd", requires=["prices"], inputs={"prices": {"close": float}})
+    checker = ContractChecker(_manager().hook.stagekit_validate_artifact)
+    with pytest.raises(ContractError, match=r"stage 'odd' input 'prices': no contract validator knows"):
+        checker.check(st, "input", {"prices": good_prices()})
+
+
+def test_other_validators_plug_in_through_the_hook() -> None:
+    class MinRows:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+    class MinRowsPlugin:
+        @hookspecs.hookimpl
+        def stagekit_validate_artifact(self, stage: Stage, artifact: str, value: Any, schema: Any,
+                                       boundary: str) -> ContractError | bool | None:
+            if not isinstance(schema, MinRows):
+                return None
+            if len(value) >= schema.n:
+                return True
+            return ContractError(f"{artifact}: {len(value)} rows < {schema.n}", stage=stage.name,
+                                 artifact=artifact, boundary=boundary)
+
+    st = stage(lambda a, b: None, name="mixed", requires=["a", "b"], inputs={"a": MinRows(3), "b": Prices})
+    checker = ContractChecker(_manager(MinRowsPlugin()).hook.stagekit_validate_artifact)
+    assert checker.check(st, "input", {"a": [1, 2, 3], "b": good_prices()}) == []
+    with pytest.raises(ContractError, match="a: 1 rows < 3"):
+        checker.check(st, "input", {"a": [1], "b": good_prices()})
+
+
+def test_lazy_schema_references_are_imported_when_checked() -> None:
+    lazy = stage(lambda prices: None, name="lazy", requires=["prices"],
+                 inputs={"prices": f"{__name__}:Prices"})
+    eager = stage(lambda: None, name="eager", provides=["prices"], outputs={"prices": Prices})
+    validate = CountingValidate()
+    checker = ContractChecker(validate)
+    prices = good_prices()
+    checker.check(eager, "output", {"prices": prices})
+    assert checker.check(lazy, "input", {"prices": prices}) == []
+    assert validate.calls == 1  # the reference names the very same schema object: not checked again
+    with pytest.raises(ContractError, match="stage 'lazy' input 'prices' breaks its contract"):
+        checker.check(lazy, "input", {"prices": bad_prices()})
+    assert static_problems([(eager, lazy, "prices")], _manager().hook.stagekit_check_compatible) == []
+
+
+def test_a_schema_reference_that_cannot_be_imported_names_the_stage() -> None:
+    broken = stage(lambda prices: None, name="broken", requires=["prices"],
+                   inputs={"prices": "no_such_module_xyz:Prices"})
+    checker = ContractChecker(_manager().hook.stagekit_validate_artifact)
+    with pytest.raises(StageDefinitionError, match=r"stage 'broken' input 'prices': cannot import its"):
+        checker.check(broken, "input", {"prices": good_prices()})
+    producer = stage(lambda: None, name="p", provides=["prices"], outputs={"prices": Prices})
+    problems = static_problems([(producer, broken, "prices")], _manager().hook.stagekit_check_compatible)
+    assert len(problems) == 1 and "'no_such_module_xyz:Prices'" in problems[0]
+
+
+# --- no double checking -------------------------------------------------------------------------------
+
+
+def test_same_schema_on_same_object_is_checked_once_across_a_boundary() -> None:
+    producer = stage(lambda: None, name="producer", provides=["prices"], outputs={"prices": Prices})
+    consumer = stage(lambda prices: None, name="consumer", requires=["prices"], inputs={"prices": Prices})
+    validate = CountingValidate()
+    checker = ContractChecker(validate)
+    prices = good_prices()
+    checker.check(producer, "output", {"prices": prices})
+    checker.check(consumer, "input", {"prices": prices})
+    assert validate.calls == 1
+    checker.check(consumer, "input", {"prices": prices.copy()})  # another object: checked
+    assert validate.calls == 2
+    other = pa.DataFrameSchema({"close": pa.Column(float)})
+    consumer2 = stage(lambda prices: None, name="consumer2", requires=["prices"], inputs={"prices": other})
+    checker.check(consumer2, "input", {"prices": prices})  # another schema
+    assert validate.calls == 3
+
+
+def test_a_cached_failure_still_fails_a_strict_consumer() -> None:
+    producer = stage(lambda: None, name="producer", provides=["prices"], outputs={"prices": Prices},
+                     contracts="warn")
+    consumer = stage(lambda prices: None, name="consumer", requires=["prices"], inputs={"prices": Prices})
+    validate = CountingValidate()
+    checker = ContractChecker(validate)
+    prices = bad_prices()
+    with pytest.warns(ContractWarning, match="stage 'producer' output"):
+        checker.check(producer, "output", {"prices": prices})
+    with pytest.raises(ContractError) as info:
+        checker.check(consumer, "input", {"prices": prices})
+    assert validate.calls == 1
+    err = info.value
+    assert (err.stage, err.boundary) == ("consumer", "input")
+    assert str(err).startswith("stage 'consumer' input 'prices' breaks its contract")
+    assert "stage 'producer' output 'prices'" in str(err)
+
+
+def test_concurrent_checks_of_one_value_validate_once() -> None:
+    validate = CountingValidate(delay=0.05)
+    checker = ContractChecker(validate)
+    prices = good_prices()
+    readers = [stage(lambda prices: None, name=f"reader{i}", requires=["prices"], inputs={"prices": Prices})
+               for i in range(8)]
+    results: list[list[ContractError]] = []
+
+    def run(reader: Stage) -> None:
+        results.append(checker.check(reader, "input", {"prices": prices}))
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in readers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [[]] * 8
+    assert validate.calls == 1
+
+
+def test_a_dead_value_is_not_mistaken_for_a_new_one_with_the_same_id() -> None:
+    validate = CountingValidate()
+    checker = ContractChecker(validate)
+    for _ in range(20):  # fresh frames often reuse the id of the one just freed
+        checker.check(compute_returns, "input", {"prices": good_prices()})
+    assert validate.calls == 20
+
+
+def test_a_crashing_validator_propagates_and_is_not_cached() -> None:
+    calls = []
+
+    def broken(**kwargs: Any) -> Any:
+        calls.append(kwargs["artifact"])
+        raise RuntimeError("validator bug")
+
+    checker = ContractChecker(broken)
+    prices = good_prices()
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="validator bug"):
+            checker.check(compute_returns, "input", {"prices": prices})
+    assert calls == ["prices", "prices"]
+
+
+def test_checker_pickles_without_its_cache_when_its_validator_does() -> None:
+    checker = ContractChecker(contracts.stagekit_validate_artifact, mode="warn", stage_modes={"x": "off"})
+    checker.check(compute_returns, "input", {"prices": good_prices()})
+    clone = pickle.loads(pickle.dumps(checker))
+    assert (clone.mode, clone.stage_modes) == ("warn", {"x": "off"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert len(clone.check(compute_returns, "input", {"prices": bad_prices()})) == 1
+    assert [w.category for w in caught] == [ContractWarning]
+
+
+# --- static compatibility -------------------------------------------------------------------------------
+
+
+def _edge(produced: Any, required: Any) -> list[tuple[Stage, Stage, str]]:
+    producer = stage(lambda: None, name="load", provides=["prices"], outputs={"prices": produced})
+    consumer = stage(lambda prices: None, name="model", requires=["prices"], inputs={"prices": required})
+    return [(producer, consumer, "prices")]
+
+
+def _problems(produced: Any, required: Any) -> list[str]:
+    return static_problems(_edge(produced, required), _manager().hook.stagekit_check_compatible)
+
+
+def test_static_missing_column() -> None:
+    produced = pa.DataFrameSchema({"symbol": pa.Column(str)})
+    assert _problems(produced, Prices) == [
+        "stage 'load' -> stage 'model', artifact 'prices', column 'close': the consumer needs it but the "
+        "producer does not promise it"
+    ]
+    optional = pa.DataFrameSchema({"symbol": pa.Column(str), "close": pa.Column(float, required=False)})
+    assert _problems(optional, Prices) == [
+        "stage 'load' -> stage 'model', artifact 'prices', column 'close': the consumer needs it but the "
+        "producer declares it optional (required=False)"
+    ]
+
+
+def test_static_dtype_mismatch_and_coercion() -> None:
+    produced = pa.DataFrameSchema({"symbol": pa.Column(str), "close": pa.Column("int64")})
+    assert _problems(produced, Prices) == [
+        "stage 'load' -> stage 'model', artifact 'prices', column 'close': the producer promises dtype int64 "
+        "but the consumer requires float64"
+    ]
+    coercing = pa.DataFrameSchema({"symbol": pa.Column(str), "close": pa.Column(float, coerce=True)})
+    assert _problems(produced, coercing) == []
+    same_type = pa.DataFrameSchema({"symbol": pa.Column(str), "close": pa.Column("float64", pa.Check.lt(9))})
+    assert _problems(same_type, Prices) == []  # checks are not compared, equivalent dtypes accepted
+
+
+def test_static_nullable_into_non_nullable() -> None:
+    produced = pa.DataFrameSchema({"symbol": pa.Column(str), "close": pa.Column(float, nullable=True)})
+    assert _problems(produced, Prices) == [
+        "stage 'load' -> stage 'model', artifact 'prices', column 'close': the producer allows nulls "
+        "(nullable=True) but the consumer does not"
+    ]
+    assert _problems(Prices, produced) == []  # non-nullable into nullable is fine
+
+
+def test_static_strict_consumer_regex_index_and_models() -> None:
+    wide = pa.DataFrameSchema({"symbol": pa.Column(str), "close": pa.Column(float), "vol": pa.Column(float)})
+    strict = pa.DataFrameSchema({"symbol": pa.Column(str), "close": pa.Column(float)}, strict=True)
+    assert _problems(wide, strict) == [
+        "stage 'load' -> stage 'model', artifact 'prices', column 'vol': the producer promises it but the "
+        "consumer's strict schema forbids columns it does not declare"
+    ]
+    pattern = pa.DataFrameSchema({"ret_.*": pa.Column(float, regex=True)})
+    assert _problems(pa.DataFrameSchema({"ret_1d": pa.Column(float)}), pattern) == []
+    assert "matching this pattern" in _problems(pa.DataFrameSchema({"r": pa.Column(float)}), pattern)[0]
+    by_date = pa.DataFrameSchema({"x": pa.Column(float)}, index=pa.Index("datetime64[ns]"))
+    by_int = pa.DataFrameSchema({"x": pa.Column(float)}, index=pa.Index(int))
+    assert _problems(by_int, by_date) == [
+        "stage 'load' -> stage 'model', artifact 'prices', index: the producer promises dtype int64 but the "
+        "consumer requires datetime64[ns]"
+    ]
+
+    class Out(pa.DataFrameModel):
+        symbol: str
+
+    class In(pa.DataFrameModel):
+        symbol: str
+        close: float
+
+    assert len(_problems(Out, In)) == 1 and "column 'close'" in _problems(Out, In)[0]
+
+
+def test_static_different_frame_libraries() -> None:
+    import pandera.pyarrow as pap
+
+    arrow = pap.DataFrameSchema({"symbol": pap.Column(str), "close": pap.Column(float)})
+    assert _problems(arrow, Prices) == [
+        "stage 'load' -> stage 'model', artifact 'prices': the producer promises a pyarrow Table, the "
+        "consumer expects a pandas DataFrame"
+    ]
+
+
+def test_static_skips_unknown_and_identical_schemas() -> None:
+    calls = []
+
+    def compare(**kwargs: Any) -> list[str] | None:
+        calls.append(kwargs)
+        found: list[str] | None = _manager().hook.stagekit_check_compatible(**kwargs)
+        return found
+
+    assert static_problems(_edge(Prices, Prices), compare) == []  # the same object: nothing to compare
+    assert static_problems(_edge({"close": float}, Prices), compare) == []  # nobody knows a dict schema
+    assert len(calls) == 1
+    assert static_problems(_edge(None, Prices), compare) == []
+
+
+def test_check_static_follows_the_consumers_mode() -> None:
+    produced = pa.DataFrameSchema({"symbol": pa.Column(str)})
+    edges = _edge(produced, Prices)
+    compare = _manager().hook.stagekit_check_compatible
+    assert len(ContractChecker(contracts.stagekit_validate_artifact).check_static(edges, compare)) == 1
+    warn = ContractChecker(contracts.stagekit_validate_artifact, stage_modes={"model": "warn"})
+    with pytest.warns(ContractWarning, match="column 'close'"):
+        assert warn.check_static(edges, compare) == []
+    off = ContractChecker(contracts.stagekit_validate_artifact, stage_modes={"model": "off"})
+    assert off.check_static(edges, compare) == []
+
+
+# --- imports ------------------------------------------------------------------------------------------
+
+
+def test_importing_contracts_imports_no_pandas_nor_pandera() -> None:
+    code = (
+        "import sys, stagekit, stagekit.contracts.checker\n"
+        "heavy = ('pandas', 'pandera', 'pyarrow', 'polars')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stagekit import PipelineError, stage
+from stagekit.plugins.registry import Provenance, Registry
+
+
+def noop(**kw: Any) -> None:
+    return None
+
+
+@pytest.fixture
+def registry() -> Registry:
+    reg = Registry()
+    origin = Provenance("p")
+    for s in [
+        stage(noop, name="fetch", requires=["workspace"], provides=["raw"], tags=["demo"]),
+        stage(noop, name="clean", requires=["raw"], provides=["prices"]),
+        stage(noop, name="fix", requires=["prices"], provides=["prices"]),
+        stage(noop, name="tidy", requires=["prices"], provides=["prices"]),
+        stage(noop, name="report", requires=["prices"], provides=["out"], after=["audit"]),
+        stage(noop, name="audit", provides=["log"]),
+        stage(noop, name="other", provides=["x"], tags=["misc"]),
+    ]:
+        reg.add_stage(s, origin)
+    return reg
+
+
+def names(stages: list[Any]) -> list[str]:
+    return sorted(s.name for s in stages)
+
+
+def test_a_target_pulls_in_everything_upstream(registry: Registry) -> None:
+    assert names(registry.select(targets=["report"])) == ["audit", "clean", "fetch", "fix", "report", "tidy"]
+
+
+def test_an_updater_target_pulls_in_the_creator_but_not_its_concurrent_siblings(registry: Registry) -> None:
+    assert names(registry.select(targets=["fix"])) == ["clean", "fetch", "fix"]
+
+
+def test_upstream_stops_at_given_artifacts(registry: Registry) -> None:
+    assert names(registry.select(targets=["report"], given=["raw"])) == ["audit", "clean", "fix", "report", "tidy"]
+
+
+def test_names_and_tags_select_exactly(registry: Registry) -> None:
+    assert names(registry.select(names=["other"], tags=["demo"])) == ["fetch", "other"]
+    assert len(registry.select()) == 7
+
+
+def test_unknown_names_and_tags_suggest_close_ones(registry: Registry) -> None:
+    with pytest.raises(PipelineError) as err:
+        registry.select(names=["repot"], tags=["dmeo"])
+    assert "unknown stage 'repot' (did you mean 'report'?)" in err.value.problems
+    assert "unknown tag 'dmeo' (did you mean 'demo'?)" in err.value.problems
+
+
+def test_of_two_alternative_sources_the_one_whose_inputs_are_given_is_chosen(registry: Registry) -> None:
+    registry.add_stage(stage(noop, name="load_prices", requires=["prices_file"], provides=["prices"]),
+                       Provenance("bulk"))
+    assert names(registry.select(targets=["report"], given=["workspace"])) == [
+        "audit", "clean", "fetch", "fix", "report", "tidy"]
+    assert names(registry.select(targets=["report"], given=["prices_file"])) == [
+        "audit", "fix", "load_prices", "report", "tidy"]
