@@ -159,3 +159,66 @@ class ContractError(StagekitError, ValueError):
         self.artifact = artifact
         self.boundary = boundary  # "input" or "output"
         self.failures = failures
+
+
+# --- workspace and snapshots -------------------------------------------------------------------------
+
+
+class WorkspaceError(StagekitError, ValueError):
+    """The workspace cannot be used, or a path or name given to it is not acceptable.
+
+    ``path`` is the offending path (if any); ``problems`` lists every problem found, not only the first.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.path = path
+        self.problems: list[str] = list(problems) or [message]
+
+
+class WorkspaceLockedError(WorkspaceError):
+    """Another process holds the workspace lock (e.g. it is creating a snapshot). ``holder`` says who."""
+
+    def __init__(self, message: str, *, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class SnapshotError(WorkspaceError):
+    """A snapshot cannot be created, read, verified, restored or deleted. ``snapshot`` is its name."""
+
+    def __init__(self, message: str, *, snapshot: str | None = None, path: str | None = None,
+                 problems: Sequence[str] = ()) -> None:
+        super().__init__(message, path=path, problems=problems)
+        self.snapshot = snapshot
+
+
+class SnapshotNotFoundError(SnapshotError, LookupError):
+    """No snapshot has that name."""
+
+
+class SnapshotExistsError(SnapshotError):
+    """A snapshot with that name already exists (snapshots are immutable: delete it first)."""
+
+
+class SnapshotCorruptError(SnapshotError):
+    """Stored content no longer matches the manifest; ``problems`` lists every difference."""
+
+
+# --- contracts, merges, scaffolding -----------------------------------------------------------------
+
+
+class ContractWarning(UserWarning):
+    """A contract was broken while its stage runs in "warn" mode."""
+
+
+class ContractModeError(StagekitError, ValueError):
+    """A contract mode is not one of "strict", "warn", "off"."""
+
+
+class MergeStrategyError(StagekitError, ValueError):
+    """A field names a merge strategy that does not exist, or one that does not fit its values."""
+
+
+class ScaffoldError(StagekitError, ValueError):
+    """The plugin name is invalid or its directory already exists."""

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stagekit._collector import collector_paused
-from stagekit.graph.dag import Dag, build_dag
 from stagekit.errors import ExecutorError, PipelineError
+from stagekit.graph.dag import Dag, build_dag
 from stagekit.plugins.registry import Provenance, unknown_name
 from stagekit.run.runner import RunInfo, RunOptions, RunResult, run_dag
 from stagekit.stage import CONTRACT_MODES, Stage

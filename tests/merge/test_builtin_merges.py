@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given, settings
 
 from stagekit import hookspecs
-from stagekit.merge import builtin as merges_builtin
 from stagekit.errors import MergeConflictError
-from stagekit.merge.table import MergeTable, merge_values, values_equal
+from stagekit.merge import builtin as merges_builtin
 from stagekit.merge.builtin import MergeStrategyError
+from stagekit.merge.table import MergeTable, merge_values, values_equal
 
 
 @pytest.fixture(scope="module")

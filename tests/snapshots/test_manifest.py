@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from stagekit.snapshots.manifest import cut, dumps, entries, file_columns, layout, lines, loads
-from stagekit.snapshots.types import Entry, Snapshot
 from stagekit.snapshots.snapshot import SnapshotError
+from stagekit.snapshots.types import Entry, Snapshot
 from stagekit.snapshots.workspace import Workspace
 
 H = "ab" * 32

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from stagekit.snapshots import packs as _packs, store as _store
+from stagekit.snapshots import packs as _packs
+from stagekit.snapshots import store as _store
 from stagekit.snapshots.forked import can_fork
 from stagekit.snapshots.packs import PACK_BELOW, PackDamagedError, Packs, Run, index_bytes, pack_of, read_columns
 from stagekit.snapshots.snapshot import SnapshotError

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stagekit.snapshots import snapshot, store as _store
+from stagekit.snapshots import snapshot
+from stagekit.snapshots import store as _store
 from stagekit.snapshots.snapshot import (
     SnapshotCorruptError,
     SnapshotError,

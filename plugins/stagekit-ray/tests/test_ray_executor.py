@@ -13,8 +13,8 @@ import stagekit_ray.plugin
 
 from stagekit import Host, Pipeline
 from stagekit.errors import ExecutorError, MergeConflictError, StageError
-from stagekit.run.executors.base import Task
 from stagekit.hookspecs import hookimpl
+from stagekit.run.executors.base import Task
 
 pytestmark = pytest.mark.ray
 

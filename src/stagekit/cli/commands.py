@@ -7,11 +7,12 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from stagekit._text import table
 from stagekit.cli import render
 
 if TYPE_CHECKING:
-    from stagekit.pipeline import Pipeline
     from stagekit.cli.pipelinefile import PipelineFile
+    from stagekit.pipeline import Pipeline
     from stagekit.plugins.host import Host
 
 
@@ -64,9 +65,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = [[r["name"], r["distribution"] or "-", r["version"] or "-", r["status"], len(r["stages"]),
+    rows = [[r["name"], r["distribution"] or "-", r["version"] or "-", r["status"], len(r["stages"]),
               r["error"] or r["note"] or ""] for r in rows]
-    print(render.table(["plugin", "distribution", "version", "status", "stages", "note"], table))
+    print(table(["plugin", "distribution", "version", "status", "stages", "note"], rows, rule=True))
     return 0
 
 
@@ -82,15 +83,15 @@ def cmd_stages(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = [[s.name, reg.origin(s.name).plugin, ", ".join(s.requires), ", ".join(s.provides), ", ".join(s.tags)]
+    rows = [[s.name, reg.origin(s.name).plugin, ", ".join(s.requires), ", ".join(s.provides), ", ".join(s.tags)]
              for s in sorted(reg.stages.values(), key=lambda s: s.name)]
-    print(render.table(["stage", "plugin", "requires", "provides", "tags"], table))
+    print(table(["stage", "plugin", "requires", "provides", "tags"], rows, rule=True))
     return 0
 
 
 def load(args: argparse.Namespace) -> tuple[PipelineFile, Pipeline]:
-    from stagekit.pipeline import Pipeline
     from stagekit.cli.pipelinefile import load_pipeline_file
+    from stagekit.pipeline import Pipeline
 
     pf = load_pipeline_file(args.pipeline)
     host = make_host(args)
@@ -135,8 +136,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from stagekit.cli.progress import Progress
     from stagekit.cli.pipelinefile import parse_param
+    from stagekit.cli.progress import Progress
 
     pf, pipeline = load(args)
     params = {stage: dict(values) for stage, values in pf.params.items()}

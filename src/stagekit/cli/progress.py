@@ -1,4 +1,4 @@
-"""A live progress display for ``stagekit run``: itself a plugin on the lifecycle hooks."""
+"""Live progress on a terminal: one status line, rewritten in place, for runs and for snapshot work."""
 
 from __future__ import annotations
 
@@ -8,15 +8,42 @@ from typing import Any, TextIO
 from stagekit.hookspecs import hookimpl
 
 
+class StatusLine:
+    """One line on ``stream`` rewritten at most 10 times a second (callers enable it only on a terminal)."""
+
+    def __init__(self, stream: TextIO, enabled: bool = True, width: int = 150) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.width = width
+        self._drawn = 0.0
+        self._shown = False
+
+    def show(self, text: str, *, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._drawn < 0.1:
+            return
+        self._drawn, self._shown = now, True
+        self.stream.write("\r\x1b[2K" + text[: self.width])
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._shown = False
+
+
 class Progress:
-    """Rewrites one status line on a terminal: done/total, what is running, the last finished stage."""
+    """A plugin on the lifecycle hooks: done/total, what is running, the last finished stage."""
 
     def __init__(self, stream: TextIO, enabled: bool) -> None:
-        self.stream, self.enabled = stream, enabled
+        self.line = StatusLine(stream, enabled)
         self.total = self.done = self.failed = 0
         self.running: dict[str, float] = {}
         self.last = ""
-        self._drawn = 0.0
+        self.started = time.perf_counter()
 
     @hookimpl
     def stagekit_before_run(self, run: Any) -> None:
@@ -34,7 +61,7 @@ class Progress:
         self.running.pop(stage.name, None)
         self.done += 1
         self.last = f"{stage.name} {record.duration:.2f}s"
-        self._draw()
+        self._draw(force=self.done == self.total)
 
     @hookimpl
     def stagekit_on_stage_error(self, run: Any, stage: Any, error: BaseException) -> None:
@@ -44,18 +71,10 @@ class Progress:
         self._draw(force=True)
 
     def _draw(self, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self._drawn < 0.1 and self.done < self.total:  # at most 10 redraws a second
-            return
-        self._drawn = now
         running = ", ".join(list(self.running)[:3]) + (" ..." if len(self.running) > 3 else "")
-        line = f"[{self.done}/{self.total}] {now - self.started:6.1f}s  running: {running or '-'}  last: {self.last}"
-        self.stream.write("\r\x1b[2K" + line[:150])
-        self.stream.flush()
+        elapsed = time.perf_counter() - self.started
+        self.line.show(f"[{self.done}/{self.total}] {elapsed:6.1f}s  running: {running or '-'}  last: {self.last}",
+                       force=force)
 
     def close(self) -> None:
-        if self.enabled and self.total:
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
+        self.line.clear()

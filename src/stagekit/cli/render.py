@@ -5,15 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stagekit._text import table
 from stagekit.graph.dag import INITIAL, Dag
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def edges(dag: Dag) -> list[tuple[str, str, str]]:
@@ -66,7 +59,7 @@ def dot(dag: Dag) -> str:
 def run_summary(result: Any) -> str:
     rows = [[r.name, r.plugin or "-", r.status, f"{r.duration * 1000:.1f} ms",
              ", ".join(r.provided) or "-"] for r in result.stages.values()]
-    head = table(["stage", "plugin", "status", "time", "provided"], rows)
+    head = table(["stage", "plugin", "status", "time", "provided"], rows, rule=True)
     ok = sum(r.status == "ok" for r in result.stages.values())
     return (f"{head}\n\nrun {result.run_id}: {ok}/{len(result.stages)} stages ok in {result.duration:.2f} s "
             f"({result.executor}); artifacts: {', '.join(a for a in sorted(result.artifacts) if a != INITIAL)}")
@@ -81,5 +74,5 @@ def scalar_tables(artifacts: Mapping[str, Any]) -> list[tuple[str, str]]:
         if not all(isinstance(v, int | float | str | bool) for v in value.values()):
             continue
         rows = [[k, f"{v:.6g}" if isinstance(v, float) else v] for k, v in value.items()]
-        tables.append((name, table(["name", "value"], rows)))
+        tables.append((name, table(["name", "value"], rows, rule=True)))
     return tables

@@ -5,12 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from stagekit.errors import StagekitError
-
-
-class ScaffoldError(StagekitError, ValueError):
-    """The plugin name is invalid or its directory already exists."""
-
+from stagekit.errors import ScaffoldError
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*([-_][a-z0-9]+)*$")
 

@@ -20,7 +20,8 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from stagekit.errors import ContractError, StageDefinitionError, StagekitError
+from stagekit._text import table_lines
+from stagekit.errors import ContractError, ContractModeError, ContractWarning, StageDefinitionError
 from stagekit.hookspecs import hookimpl
 from stagekit.stage import CONTRACT_MODES, resolve_reference
 
@@ -42,14 +43,6 @@ BOUNDARIES = ("input", "output")
 _SHOW_ROWS = 5  # failure cases shown in a message
 _CELL = 40  # widest cell in the failure table
 _CACHE_SIZE = 256
-
-
-class ContractWarning(UserWarning):
-    """A contract was broken while its stage runs in "warn" mode."""
-
-
-class ContractModeError(StagekitError, ValueError):
-    """A contract mode is not one of "strict", "warn", "off"."""
 
 
 # --- the contract checker (used by the runner around each stage) ------------------------------------
@@ -481,13 +474,13 @@ def _failure_error(
     lines = [f"{head} breaks its contract ({_describe(schema)}): {total} failure{'s' * (total != 1)} "
              f"in {len(counts)} check{'s' * (len(counts) != 1)}"]
     summary = [[_where(col), str(chk), str(n)] for (col, chk), n in counts.most_common()]
-    lines.extend("  " + line for line in _table(["column", "check", "failures"], summary))
+    lines.extend("  " + line for line in table_lines(["column", "check", "failures"], summary))
     shown = min(_SHOW_ROWS, total)
     lines.append(f"first failure cases ({shown} of {total}):")
     rows = [[_where(k[0]), str(k[1]), _cell(idx), _cell(fc)]
             for k, idx, fc in zip(keys, _cells(cases, "index", shown), _cells(cases, "failure_case", shown),
                                   strict=False)]
-    lines.extend("  " + line for line in _table(["column", "check", "index", "failure case"], rows))
+    lines.extend("  " + line for line in table_lines(["column", "check", "index", "failure case"], rows))
     return ContractError("\n".join(lines), stage=stage, artifact=artifact, boundary=boundary, failures=cases)
 
 
@@ -531,8 +524,3 @@ def _cell(value: Any) -> str:
     text = "null" if _is_missing(value) else str(value)
     text = text.replace("\n", " ")
     return text if len(text) <= _CELL else text[: _CELL - 3] + "..."
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]

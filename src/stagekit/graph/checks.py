@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from stagekit.graph.dag import Dag
 from stagekit.errors import ContractError
-from stagekit.stage import resolve_reference
+from stagekit.graph.dag import Dag
 from stagekit.graph.plan import Merged, plan_versions
+from stagekit.stage import resolve_reference
 
 if TYPE_CHECKING:
-    from stagekit.run.executors.base import Checker
     from stagekit.plugins.host import Host
+    from stagekit.run.executors.base import Checker
 
 
 def static_problems(

@@ -25,10 +25,10 @@ from typing import Any
 
 import attrs
 
-from stagekit.errors import MergeConflictError, StagekitError
+from stagekit.errors import MergeConflictError, MergeStrategyError
 from stagekit.hookspecs import hookimpl
-from stagekit.merge.table import display_name, merge_values, short_repr, values_equal
 from stagekit.merge.frames import label_of, merge_arrow_table, merge_dataframe, own_merge
+from stagekit.merge.table import display_name, merge_values, short_repr, values_equal
 
 __all__ = [
     "FIELD_STRATEGIES",
@@ -44,10 +44,6 @@ __all__ = [
 
 MERGE_METADATA_KEY = "stagekit_merge"
 """The field-metadata key naming a dataclass or attrs field's merge strategy."""
-
-
-class MergeStrategyError(StagekitError, ValueError):
-    """A field names a merge strategy that does not exist, or one that does not fit its values."""
 
 
 class _Missing:

@@ -16,12 +16,12 @@ from typing import Any
 import attrs
 
 from stagekit._collector import collector_paused
-from stagekit.graph.dag import INITIAL, Dag
 from stagekit.errors import MergeConflictError, RunInterrupted, StageError, StagekitError
-from stagekit.run.executors.base import Checker, Executor, Outcome, Task
-from stagekit.plugins.registry import Provenance
-from stagekit.stage import Stage
+from stagekit.graph.dag import INITIAL, Dag
 from stagekit.graph.plan import Merged, Version, VersionPlan, plan_versions
+from stagekit.plugins.registry import Provenance
+from stagekit.run.executors.base import Checker, Executor, Outcome, Task
+from stagekit.stage import Stage
 
 
 @attrs.frozen

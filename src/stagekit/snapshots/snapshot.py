@@ -35,9 +35,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stagekit.atomic import atomic_write_json, atomic_write_text, fsync_dir, sync_filesystem
 from stagekit.snapshots.manifest import dumps as manifest_text
 from stagekit.snapshots.manifest import loads as parse_manifest
 from stagekit.snapshots.packs import PackReader
+from stagekit.snapshots.store import StatCache, Stored, Txn, clean_tmp, remove_unreferenced, stat_key, store_files
 from stagekit.snapshots.types import (
     ALGORITHM,
     CreateResult,
@@ -56,8 +58,6 @@ from stagekit.snapshots.types import (
 )
 from stagekit.snapshots.types import FORMAT as FORMAT
 from stagekit.snapshots.verify import check_intact, compare_tree, require_objects, verify_store
-from stagekit.snapshots.store import StatCache, Stored, Txn, clean_tmp, remove_unreferenced, stat_key, store_files
-from stagekit.atomic import atomic_write_json, atomic_write_text, fsync_dir, sync_filesystem
 from stagekit.snapshots.workspace import ScanItem, Workspace, check_name, walk
 
 __all__ = [

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, TypeVar
 
+from stagekit.atomic import atomic_write_json, copy_file, sync_filesystem
 from stagekit.snapshots.packs import (
     PACK_BELOW,
     WINDOW,
@@ -42,7 +43,6 @@ from stagekit.snapshots.packs import (
     write_new,
 )
 from stagekit.snapshots.types import ALGORITHM, FORMAT, Progress, ProgressFn, SnapshotError
-from stagekit.atomic import atomic_write_json, copy_file, sync_filesystem
 from stagekit.snapshots.workspace import ScanItem, Workspace, within
 
 _BUF = 1 << 20  # read size; files smaller than this are hashed in memory before anything is written

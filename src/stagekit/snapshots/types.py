@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from stagekit.snapshots.workspace import WorkspaceError
-
 ALGORITHM = "sha256"
 FORMAT = 1
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
@@ -34,27 +32,6 @@ def first_bad_path(paths: Sequence[str]) -> str | None:
     return next((p for p in paths if "\0" in p or _BAD_PATH.search(p)), None)
 
 ProgressFn = Callable[["Progress"], None]
-
-
-class SnapshotError(WorkspaceError):
-    """A snapshot cannot be created, read, verified, restored or deleted. ``snapshot`` is its name."""
-
-    def __init__(self, message: str, *, snapshot: str | None = None, path: str | None = None,
-                 problems: Sequence[str] = ()) -> None:
-        super().__init__(message, path=path, problems=problems)
-        self.snapshot = snapshot
-
-
-class SnapshotNotFoundError(SnapshotError, LookupError):
-    """No snapshot has that name."""
-
-
-class SnapshotExistsError(SnapshotError):
-    """A snapshot with that name already exists (snapshots are immutable: delete it first)."""
-
-
-class SnapshotCorruptError(SnapshotError):
-    """Stored content no longer matches the manifest; ``problems`` lists every difference."""
 
 
 # --- data ----------------------------------------------------------------------------------------------

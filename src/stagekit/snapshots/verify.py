@@ -9,10 +9,11 @@ import stat
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from stagekit._collector import collector_paused
 from stagekit.snapshots import store as _store
 from stagekit.snapshots.forked import can_fork, map_shares
-from stagekit._collector import collector_paused
 from stagekit.snapshots.manifest import cut, entries, file_columns, layout, lines, loads
+from stagekit.snapshots.store import Stored, check_stored, hash_many
 from stagekit.snapshots.types import (
     Entry,
     Problem,
@@ -28,7 +29,6 @@ from stagekit.snapshots.types import (
     leaves,
     parent_dirs,
 )
-from stagekit.snapshots.store import Stored, check_stored, hash_many
 from stagekit.snapshots.workspace import Workspace, walk
 
 # A manifest is verified by a forked process per worker only from these many entries, or bytes of files that

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from stagekit.atomic import atomic_write_text
-from stagekit.errors import StagekitError
+from stagekit.errors import WorkspaceError, WorkspaceLockedError
 
 if TYPE_CHECKING:
     from stagekit.snapshots.snapshot import CreateResult, DeleteResult, Progress, RestoreResult, Snapshot, VerifyReport
@@ -47,26 +47,6 @@ STATE_DIR = ".stagekit"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@=-]*")
 _MAX_NAME = 128
 _HOLDER = 256  # bytes of "pid N: purpose" in a lock file
-
-
-class WorkspaceError(StagekitError, ValueError):
-    """The workspace cannot be used, or a path or name given to it is not acceptable.
-
-    ``path`` is the offending path (if any); ``problems`` lists every problem found, not only the first.
-    """
-
-    def __init__(self, message: str, *, path: str | None = None, problems: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.path = path
-        self.problems: list[str] = list(problems) or [message]
-
-
-class WorkspaceLockedError(WorkspaceError):
-    """Another process holds the workspace lock (e.g. it is creating a snapshot). ``holder`` says who."""
-
-    def __init__(self, message: str, *, holder: str = "") -> None:
-        super().__init__(message)
-        self.holder = holder
 
 
 class ScanItem(NamedTuple):
