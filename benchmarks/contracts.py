@@ -17,12 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import pluggy
 
-from stagekit import hookspecs
-from stagekit.contracts import checker as contracts
 from stagekit.contracts.checker import ContractChecker
 from stagekit.stage import stage
+from stagekit.testing import isolated_host
 
 
 def make_frame(rows: int) -> pd.DataFrame:
@@ -95,10 +93,7 @@ def main() -> None:
     args = parser.parse_args()
 
     df = make_frame(args.rows)
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    pm.register(contracts, name="stagekit.contracts.checker")
-    validate = pm.hook.stagekit_validate_artifact
+    validate = isolated_host().hook.stagekit_validate_artifact
     bars = stage(lambda bars: None, name="consume", requires=["bars"], inputs={"bars": SCHEMA})
     values = {"bars": df}
 

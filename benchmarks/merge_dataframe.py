@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stagekit.merge.table import MergeTable
+from stagekit import builtin_merge_table
 
 
 def _frames(rows: int, base_columns: int, added: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -46,7 +46,7 @@ def main() -> None:
     base, branch_a, branch_b = _frames(args.rows, args.base_columns, args.added)
     added = [branch_a[c] for c in branch_a.columns if c not in base.columns]
     added += [branch_b[c] for c in branch_b.columns if c not in base.columns]
-    table = MergeTable.with_builtins()
+    table = builtin_merge_table()
 
     merged = table.merge(base, [branch_a, branch_b])
     expected = list(base.columns) + [s.name for s in added]

@@ -1,7 +1,8 @@
 """stagekit: a plugin framework for pluggable, parallel, validated data pipelines.
 
-The public API is ``__all__``; everything else is private. Names are imported on first use, so that
-``import stagekit`` (and ``stagekit --version``) costs almost nothing and never imports pandas, pandera or ray.
+The public API is ``__all__``: what pipeline users, plugin authors, executor and validator authors and
+embedding apps need. Everything else is private. Names are imported on first use, so that ``import stagekit``
+(and ``stagekit --version``) costs almost nothing and never imports pandas, pandera or ray.
 """
 
 from __future__ import annotations
@@ -17,57 +18,91 @@ from stagekit.stage import Stage as Stage
 from stagekit.stage import stage as stage
 
 if TYPE_CHECKING:
-    from stagekit.contracts.checker import ContractWarning as ContractWarning
+    from stagekit.contracts.checker import ContractChecker as ContractChecker
+    from stagekit.contracts.checker import checker_for as checker_for
+    from stagekit.contracts.checker import resolve_schema as resolve_schema
+    from stagekit.contracts.pandera_validator import is_pandera_schema as is_pandera_schema
+    from stagekit.contracts.pandera_validator import validate_with_pandera as validate_with_pandera
     from stagekit.errors import ContractError as ContractError
+    from stagekit.errors import ContractModeError as ContractModeError
+    from stagekit.errors import ContractWarning as ContractWarning
     from stagekit.errors import CycleError as CycleError
     from stagekit.errors import ExecutorError as ExecutorError
     from stagekit.errors import MergeConflictError as MergeConflictError
+    from stagekit.errors import MergeStrategyError as MergeStrategyError
     from stagekit.errors import PipelineError as PipelineError
     from stagekit.errors import PipelineFileError as PipelineFileError
     from stagekit.errors import PluginConfigError as PluginConfigError
     from stagekit.errors import PluginError as PluginError
     from stagekit.errors import RegistrationError as RegistrationError
     from stagekit.errors import RunInterrupted as RunInterrupted
+    from stagekit.errors import ScaffoldError as ScaffoldError
+    from stagekit.errors import SnapshotCorruptError as SnapshotCorruptError
+    from stagekit.errors import SnapshotError as SnapshotError
+    from stagekit.errors import SnapshotExistsError as SnapshotExistsError
+    from stagekit.errors import SnapshotNotFoundError as SnapshotNotFoundError
     from stagekit.errors import StageDefinitionError as StageDefinitionError
     from stagekit.errors import StageError as StageError
     from stagekit.errors import StagekitError as StagekitError
+    from stagekit.errors import WorkspaceError as WorkspaceError
+    from stagekit.errors import WorkspaceLockedError as WorkspaceLockedError
     from stagekit.frozenmap import FrozenMap as FrozenMap
     from stagekit.hookspecs import hookimpl as hookimpl
     from stagekit.hookspecs import hookspec as hookspec
-    from stagekit.merge.table import merge_values as merge_values
-    from stagekit.merge.table import values_equal as values_equal
+    from stagekit.merge.builtin import builtin_merge_table as builtin_merge_table
+    from stagekit.merge.builtin import merge_values as merge_values
+    from stagekit.merge.equality import values_equal as values_equal
+    from stagekit.merge.table import MergeTable as MergeTable
     from stagekit.pipeline import Pipeline as Pipeline
     from stagekit.plugins.host import Host as Host
+    from stagekit.plugins.host import HostSpec as HostSpec
     from stagekit.plugins.host import PluginRecord as PluginRecord
+    from stagekit.plugins.registry import Provenance as Provenance
     from stagekit.plugins.registry import Registry as Registry
-    from stagekit.run.runner import RunResult as RunResult
+    from stagekit.records import Checker as Checker
+    from stagekit.records import ContractSpec as ContractSpec
+    from stagekit.records import Outcome as Outcome
+    from stagekit.records import RunInfo as RunInfo
+    from stagekit.records import RunResult as RunResult
+    from stagekit.records import StageRecord as StageRecord
+    from stagekit.records import Task as Task
+    from stagekit.run.executors.base import DriverMemoryExecutor as DriverMemoryExecutor
+    from stagekit.run.executors.base import Executor as Executor
+    from stagekit.run.executors.base import run_task as run_task
     from stagekit.snapshots.snapshot import Snapshot as Snapshot
-    from stagekit.snapshots.snapshot import SnapshotCorruptError as SnapshotCorruptError
-    from stagekit.snapshots.snapshot import SnapshotError as SnapshotError
-    from stagekit.snapshots.snapshot import SnapshotExistsError as SnapshotExistsError
-    from stagekit.snapshots.snapshot import SnapshotNotFoundError as SnapshotNotFoundError
     from stagekit.snapshots.workspace import Workspace as Workspace
-    from stagekit.snapshots.workspace import WorkspaceError as WorkspaceError
-    from stagekit.snapshots.workspace import WorkspaceLockedError as WorkspaceLockedError
 
 __all__ = [
+    "Checker",
+    "ContractChecker",
     "ContractError",
+    "ContractModeError",
+    "ContractSpec",
     "ContractWarning",
     "CycleError",
+    "DriverMemoryExecutor",
+    "Executor",
     "ExecutorError",
     "FrozenMap",
     "Host",
+    "HostSpec",
     "MergeConflictError",
+    "MergeStrategyError",
+    "MergeTable",
+    "Outcome",
     "Pipeline",
     "PipelineError",
     "PipelineFileError",
     "PluginConfigError",
     "PluginError",
     "PluginRecord",
+    "Provenance",
     "RegistrationError",
     "Registry",
+    "RunInfo",
     "RunInterrupted",
     "RunResult",
+    "ScaffoldError",
     "Snapshot",
     "SnapshotCorruptError",
     "SnapshotError",
@@ -76,51 +111,80 @@ __all__ = [
     "Stage",
     "StageDefinitionError",
     "StageError",
+    "StageRecord",
     "StagekitError",
+    "Task",
     "Workspace",
     "WorkspaceError",
     "WorkspaceLockedError",
     "__version__",
+    "builtin_merge_table",
+    "checker_for",
     "hookimpl",
     "hookspec",
+    "is_pandera_schema",
     "merge_values",
+    "resolve_schema",
+    "run_task",
     "stage",
+    "validate_with_pandera",
     "values_equal",
 ]
 
 _LAZY = {
-    "FrozenMap": "stagekit.frozenmap",
-    "Snapshot": "stagekit.snapshots.snapshot",
-    "SnapshotCorruptError": "stagekit.snapshots.snapshot",
-    "SnapshotError": "stagekit.snapshots.snapshot",
-    "SnapshotExistsError": "stagekit.snapshots.snapshot",
-    "SnapshotNotFoundError": "stagekit.snapshots.snapshot",
-    "Workspace": "stagekit.snapshots.workspace",
-    "WorkspaceError": "stagekit.snapshots.workspace",
-    "WorkspaceLockedError": "stagekit.snapshots.workspace",
     "ContractError": "stagekit.errors",
+    "ContractModeError": "stagekit.errors",
+    "ContractWarning": "stagekit.errors",
     "CycleError": "stagekit.errors",
     "ExecutorError": "stagekit.errors",
     "MergeConflictError": "stagekit.errors",
+    "MergeStrategyError": "stagekit.errors",
     "PipelineError": "stagekit.errors",
     "PipelineFileError": "stagekit.errors",
     "PluginConfigError": "stagekit.errors",
     "PluginError": "stagekit.errors",
     "RegistrationError": "stagekit.errors",
     "RunInterrupted": "stagekit.errors",
+    "ScaffoldError": "stagekit.errors",
+    "SnapshotCorruptError": "stagekit.errors",
+    "SnapshotError": "stagekit.errors",
+    "SnapshotExistsError": "stagekit.errors",
+    "SnapshotNotFoundError": "stagekit.errors",
     "StageDefinitionError": "stagekit.errors",
     "StageError": "stagekit.errors",
     "StagekitError": "stagekit.errors",
+    "WorkspaceError": "stagekit.errors",
+    "WorkspaceLockedError": "stagekit.errors",
+    "FrozenMap": "stagekit.frozenmap",
     "hookimpl": "stagekit.hookspecs",
     "hookspec": "stagekit.hookspecs",
+    "Checker": "stagekit.records",
+    "ContractSpec": "stagekit.records",
+    "Outcome": "stagekit.records",
+    "RunInfo": "stagekit.records",
+    "RunResult": "stagekit.records",
+    "StageRecord": "stagekit.records",
+    "Task": "stagekit.records",
     "Pipeline": "stagekit.pipeline",
     "Host": "stagekit.plugins.host",
+    "HostSpec": "stagekit.plugins.host",
     "PluginRecord": "stagekit.plugins.host",
+    "Provenance": "stagekit.plugins.registry",
     "Registry": "stagekit.plugins.registry",
-    "RunResult": "stagekit.run.runner",
-    "merge_values": "stagekit.merge.table",
-    "values_equal": "stagekit.merge.table",
-    "ContractWarning": "stagekit.contracts.checker",
+    "DriverMemoryExecutor": "stagekit.run.executors.base",
+    "Executor": "stagekit.run.executors.base",
+    "run_task": "stagekit.run.executors.base",
+    "MergeTable": "stagekit.merge.table",
+    "builtin_merge_table": "stagekit.merge.builtin",
+    "merge_values": "stagekit.merge.builtin",
+    "values_equal": "stagekit.merge.equality",
+    "ContractChecker": "stagekit.contracts.checker",
+    "checker_for": "stagekit.contracts.checker",
+    "resolve_schema": "stagekit.contracts.checker",
+    "is_pandera_schema": "stagekit.contracts.pandera_validator",
+    "validate_with_pandera": "stagekit.contracts.pandera_validator",
+    "Snapshot": "stagekit.snapshots.snapshot",
+    "Workspace": "stagekit.snapshots.workspace",
 }
 
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from stagekit.errors import ContractError
-    from stagekit.run.runner import RunInfo, RunResult, StageRecord
+    from stagekit.records import RunInfo, RunResult, StageRecord
     from stagekit.stage import Stage
 
 PROJECT = "stagekit"

@@ -50,7 +50,7 @@ def check_plugin_conformance(distribution: str, group: str = "stagekit") -> list
     satisfies.
     """
     from stagekit.plugins import discovery
-    from stagekit.plugins.host import normalize
+    from stagekit.plugins.discovery import normalize
 
     problems: list[str] = []
     entry_points = [e for e in discovery.find_entry_points(group)

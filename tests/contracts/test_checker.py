@@ -17,15 +17,10 @@ import pyarrow
 import pytest
 
 from stagekit import hookspecs
-from stagekit.contracts import checker as contracts
-from stagekit.contracts.checker import (
-    ContractChecker,
-    ContractModeError,
-    ContractWarning,
-    stagekit_validate_artifact,
-    static_problems,
-)
-from stagekit.errors import ContractError, StageDefinitionError, StagekitError
+from stagekit.contracts import pandera_validator as contracts
+from stagekit.contracts.checker import ContractChecker, static_problems
+from stagekit.contracts.pandera_validator import stagekit_validate_artifact
+from stagekit.errors import ContractError, ContractModeError, ContractWarning, StageDefinitionError, StagekitError
 from stagekit.stage import Stage, stage
 
 Prices = pa.DataFrameSchema({"symbol": pa.Column(str), "close": pa.Column(float, pa.Check.gt(0))})
@@ -40,7 +35,7 @@ def compute_returns(prices: pd.DataFrame) -> pd.DataFrame:
 def _manager(*extra: object) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.register(contracts, name="stagekit.contracts.checker")
+    pm.register(contracts, name="stagekit.contracts")
     for i, plugin in enumerate(extra):
         pm.register(plugin, name=f"extra{i}")
     return pm

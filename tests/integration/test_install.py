@@ -16,7 +16,7 @@ from freshenv import REPO, FreshEnv, by_name, imported
 
 pytestmark = pytest.mark.xdist_group("install")
 
-BUILTINS = ["stagekit.run.executors.builtin", "stagekit.merge.builtin", "stagekit.contracts.checker"]
+BUILTINS = ["stagekit.executors", "stagekit.merges", "stagekit.contracts"]
 ALPHA_STAGES = ["alpha_numbers", "alpha_double", "alpha_explode"]
 CORE_VERSION = re.search(r'__version__ = "(.+)"', (REPO / "src/stagekit/_version.py").read_text()).group(1)
 

@@ -17,16 +17,15 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 
-from stagekit import hookspecs
+from stagekit import MergeTable, builtin_merge_table, hookspecs, merge_values, values_equal
 from stagekit.errors import MergeConflictError
 from stagekit.merge import builtin as merges_builtin
 from stagekit.merge.builtin import MergeStrategyError
-from stagekit.merge.table import MergeTable, merge_values, values_equal
 
 
 @pytest.fixture(scope="module")
 def table() -> MergeTable:
-    return MergeTable.with_builtins()
+    return builtin_merge_table()
 
 
 def conflict(table: MergeTable, base: Any, branches: list[Any]) -> MergeConflictError:
@@ -190,7 +189,7 @@ def test_the_merge_method_beats_the_builtin_structural_merges(table: MergeTable)
 
 
 def test_a_registered_merge_beats_the_merge_method() -> None:
-    table = MergeTable.with_builtins()
+    table = builtin_merge_table()
     table.add(Ledger, lambda base, branches: "registered", "plugin 'ledgers'")
     assert table.merge(Ledger(a=1), [Ledger(a=3), Ledger(a=2)]) == "registered"
 
@@ -521,7 +520,7 @@ def _outcome(table: MergeTable, base: Any, branches: list[Any]) -> Any:
 def test_mapping_merge_does_not_depend_on_branch_order(
     base: dict[str, Any], edits: list[list[Any]], data: st.DataObject
 ) -> None:
-    table = MergeTable.with_builtins()
+    table = builtin_merge_table()
     branches = [_apply(base, e) for e in edits]
     shuffled = data.draw(st.permutations(branches))
     first, second = _outcome(table, base, branches), _outcome(table, base, shuffled)
@@ -545,7 +544,7 @@ def test_mapping_merge_of_disjoint_edits_applies_them_all(
     owned = [[e for e in branch if "abcdefg".index(e[0]) % n == i] for i, branch in enumerate(edits)]
     branches = [_apply(base, e) for e in owned]
     expected = _apply(base, [e for branch in owned for e in branch])
-    table = MergeTable.with_builtins()
+    table = builtin_merge_table()
     merged = table.merge(base, data.draw(st.permutations(branches)))
     assert values_equal(merged, expected)
     assert values_equal(table.merge(base, branches), expected)

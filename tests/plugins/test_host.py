@@ -30,12 +30,12 @@ def registers(*stages: Any) -> Any:
 def test_builtins_register_through_the_same_hooks() -> None:
     host = Host(autoload=False, env={})
     builtins = [r for r in host.records if r.distribution == "stagekit"]
-    assert [r.name for r in builtins] == ["stagekit.run.executors.builtin", "stagekit.merge.builtin", "stagekit.contracts.checker"]
+    assert [r.name for r in builtins] == ["stagekit.executors", "stagekit.merges", "stagekit.contracts"]
     assert all(r.status == "loaded" for r in builtins)
     # installed plugins are listed, but not loaded, when autoload is off
     assert all(r.status == "disabled" for r in host.records if r.distribution != "stagekit")
     assert {"sequential", "thread", "process"} <= set(host.registry.executors)
-    assert host.registry.executor_origins["thread"].plugin == "stagekit.run.executors.builtin"
+    assert host.registry.executor_origins["thread"].plugin == "stagekit.executors"
 
 
 def test_plugins_in_code_register_stages_with_provenance() -> None:

@@ -6,20 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pluggy
 from stagekit_dataops import stages
 from stagekit_dataops.plugin import dataops_stages
 
-import stagekit.contracts.checker
-import stagekit.hookspecs
-from stagekit.contracts.checker import ContractChecker
+from stagekit import ContractChecker
+from stagekit.testing import isolated_host
 
 
 def checker(mode: str = "strict") -> ContractChecker:
-    pm = pluggy.PluginManager(stagekit.hookspecs.PROJECT)
-    pm.add_hookspecs(stagekit.hookspecs)
-    pm.register(stagekit.contracts.checker, name="stagekit.contracts.checker")
-    return ContractChecker(pm.hook.stagekit_validate_artifact, mode)
+    """A checker with stagekit's built-in validators (pandera), as a run in an isolated host uses."""
+    return ContractChecker(isolated_host().hook.stagekit_validate_artifact, mode)
 
 
 def run_chain(raw_dir: Path, check: ContractChecker | None = None, **params: Any) -> dict[str, Any]:

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from stagekit_dataops.plugin import dataops_stages
 
-from stagekit import Pipeline
-from stagekit.contracts.checker import ContractWarning
+from stagekit import ContractWarning, Pipeline
 from stagekit.errors import ContractError
 from stagekit.stage import Stage, stage
 

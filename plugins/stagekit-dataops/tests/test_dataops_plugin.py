@@ -6,14 +6,11 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-import pluggy
 import stagekit_dataops.plugin as plugin
 
-import stagekit.contracts.checker
-import stagekit.hookspecs
 from stagekit.contracts.checker import resolve_schema, static_problems
 from stagekit.stage import Stage
-from stagekit.testing import registrations
+from stagekit.testing import isolated_host, registrations
 
 EXPECTED = {
     "read_raw_prices": (("raw_dir",), ("raw_prices",)),
@@ -68,9 +65,7 @@ def test_contracts_agree_along_every_edge() -> None:
     edges = [(p, c, a) for p in stages.values() for c in stages.values()
              for a in p.provides if a in c.requires]
     assert len(edges) == 10
-    compare = pluggy.PluginManager(stagekit.hookspecs.PROJECT)
-    compare.add_hookspecs(stagekit.hookspecs)
-    compare.register(stagekit.contracts.checker)
+    compare = isolated_host()
     assert static_problems(edges, compare.hook.stagekit_check_compatible) == []
     for ref in plugin.CONTRACTS.values():
         assert type(resolve_schema(ref)).__module__.startswith("pandera.")

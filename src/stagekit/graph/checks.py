@@ -15,7 +15,7 @@ from stagekit.stage import resolve_reference
 
 if TYPE_CHECKING:
     from stagekit.plugins.host import Host
-    from stagekit.run.executors.base import Checker
+    from stagekit.records import Checker
 
 
 def static_problems(
@@ -95,5 +95,5 @@ def contract_checker(dag: Dag, host: Host, mode: str, stage_modes: Mapping[str, 
 
     # warnings travel back on each stage's outcome and are issued in the driver, under every executor
     checker: Checker = ContractChecker(host.hook.stagekit_validate_artifact, mode, dict(stage_modes),
-                                       emit_warnings=False)
+                                       emit_warnings=False, host=host.spec())
     return checker

@@ -20,25 +20,29 @@ import copy
 import dataclasses
 import functools
 import operator
-from collections.abc import Callable, Hashable, Iterable, Mapping, Set
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence, Set
 from typing import Any
 
 import attrs
 
 from stagekit.errors import MergeConflictError, MergeStrategyError
 from stagekit.hookspecs import hookimpl
-from stagekit.merge.frames import label_of, merge_arrow_table, merge_dataframe, own_merge
-from stagekit.merge.table import display_name, merge_values, short_repr, values_equal
+from stagekit.merge.describe import display_name, short_repr
+from stagekit.merge.equality import values_equal
+from stagekit.merge.frames import merge_arrow_table, merge_dataframe, own_merge
+from stagekit.merge.table import CURRENT_TABLE, MergeTable
 
 __all__ = [
     "FIELD_STRATEGIES",
     "MERGE_METADATA_KEY",
     "MergeStrategyError",
+    "builtin_merge_table",
     "merge_arrow_table",
     "merge_dataframe",
     "merge_mapping",
     "merge_object",
     "merge_set",
+    "merge_values",
     "stagekit_register_merges",
 ]
 
@@ -65,8 +69,31 @@ def stagekit_register_merges(register: Callable[[type | str, Callable[[Any, list
     register(object, merge_object)
 
 
+# --- merging nested values ---------------------------------------------------------------------------
+
+
+def merge_values(base: Any, branches: Sequence[Any]) -> Any:
+    """Merge nested values from inside a merge function, through the table of the merge that is running.
+
+    Use it for recursion: a mapping's key or an object's field changed by several branches is merged by its
+    own value's merge. Outside a running merge it falls back to a table of the built-in merges only.
+    """
+    table = CURRENT_TABLE.get(None)
+    return (_fallback_table() if table is None else table).merge(base, branches)
+
+
+def builtin_merge_table() -> MergeTable:
+    """A new table of the core's merges only (mapping, set, DataFrame, Arrow Table, dataclass/attrs...)."""
+    table = MergeTable()
+    stagekit_register_merges(lambda value_type, merge: table.add(value_type, merge, "stagekit (built-in merges)"))
+    return table
+
+
+_fallback_table = functools.cache(builtin_merge_table)
+
+
 def _at(err: MergeConflictError, key: Any) -> MergeConflictError:
-    return err.at(label_of(key)).with_traceback(err.__traceback__)
+    return err.at(key).with_traceback(err.__traceback__)
 
 
 # --- mappings ------------------------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stagekit.errors import MergeConflictError
-from stagekit.merge.table import arrow_equal, short_repr
+from stagekit.merge.describe import short_repr
 
-__all__ = ["dataframes_equal", "merge_arrow_table", "merge_dataframe"]
+__all__ = ["arrow_equal", "dataframes_equal", "merge_arrow_table", "merge_dataframe"]
 
 
 class _Side:
@@ -60,11 +60,6 @@ class _Side:
         raise NotImplementedError
 
 
-def label_of(key: Any) -> Any:
-    """A key, field or column as a path element of a conflict (the error prints each with repr)."""
-    return key
-
-
 def _checked_plan(base: _Side | None, sides: Sequence[_Side]) -> list[tuple[int, int]]:
     """The merge plan, after checking that no side repeats a column label (DataFrame and Table alike)."""
     for i, side in enumerate(sides):
@@ -102,7 +97,7 @@ def _base_column(label: Any, bpos: int, base: _Side, sides: Sequence[_Side]) -> 
             k, p = edits[0]
             raise MergeConflictError(
                 f"dropped by one branch and changed by another: {base.difference(bpos, sides[k], p)}"
-            ).at(label_of(label))
+            ).at(label)
         return None
     if not changed:
         return 0, where[0]  # type: ignore[return-value]  # every branch has it
@@ -120,14 +115,14 @@ def _agree(label: Any, holders: list[tuple[int, int]], sides: Sequence[_Side], w
         if not sides[k0].agrees(p0, sides[k], p):
             raise MergeConflictError(
                 f"{what} by several branches to different values: {sides[k0].difference(p0, sides[k], p)}"
-            ).at(label_of(label))
+            ).at(label)
     return holders[0]
 
 
 def _unique(side: _Side, what: str) -> None:
     if len(side.where) != len(side.labels):
         labels = side.labels
-        dupes = sorted({label_of(x) for x in labels if labels.count(x) > 1}, key=repr)
+        dupes = sorted({x for x in labels if labels.count(x) > 1}, key=repr)
         raise MergeConflictError(
             f"{what} has duplicate column labels {dupes}; columns cannot be merged by name"
         )
@@ -315,3 +310,27 @@ def merge_arrow_table(base: Any, branches: list[Any]) -> Any:
     plan = _checked_plan(old, [_ArrowSide(b) for b in branches])
     schema = pa.schema([branches[k].schema.field(p) for k, p in plan], metadata=branches[0].schema.metadata)
     return pa.Table.from_arrays([branches[k].column(p) for k, p in plan], schema=schema)
+
+
+def arrow_equal(a: Any, b: Any) -> bool | None:
+    """Equality of pyarrow values (``.equals``), counting NaN equal to NaN in floating columns."""
+    equals = getattr(a, "equals", None)
+    if not callable(equals):
+        return None
+    if equals(b):
+        return True
+    pa = sys.modules["pyarrow"]
+    if isinstance(a, (pa.Table, pa.RecordBatch)):
+        if not a.schema.equals(b.schema) or a.num_rows != b.num_rows:
+            return False
+        return all(arrow_equal(x, y) for x, y in zip(a.columns, b.columns, strict=True))
+    if isinstance(a, (pa.Array, pa.ChunkedArray)) and pa.types.is_floating(a.type) and a.type == b.type:
+        if len(a) != len(b) or a.null_count != b.null_count:
+            return False
+        np = sys.modules.get("numpy") or __import__("numpy")
+        if not a.is_null().equals(b.is_null()):
+            return False
+        xa = a.fill_null(0).to_numpy(zero_copy_only=False)
+        xb = b.fill_null(0).to_numpy(zero_copy_only=False)
+        return bool(np.array_equal(xa, xb, equal_nan=True))
+    return False

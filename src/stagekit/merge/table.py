@@ -4,8 +4,8 @@ Where parallel branches join, the runner calls :meth:`MergeTable.merge` with the
 branches forked (``base``, None if absent) and each branch's value. The table resolves a merge by the values'
 type MRO, most specific first, among the merges that plugins registered through the
 ``stagekit_register_merges`` hook (the core's own merges, in :mod:`stagekit.merge.builtin`, register the same
-way). Inside a merge function, :func:`merge_values` merges nested values (a mapping's key, a field)
-through the same table.
+way). Inside a merge function, :func:`stagekit.merge_values` merges nested values (a mapping's key, a
+field) through the same table.
 
 Nothing here imports pandas, numpy or pyarrow: a value can only be of such a type if its library is already
 imported, so the type checks look in ``sys.modules``.
@@ -15,46 +15,24 @@ from __future__ import annotations
 
 import abc
 import contextvars
-import dataclasses
-import functools
-import math
-import reprlib
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
 
 from stagekit.errors import MergeConflictError, RegistrationError
+from stagekit.merge.describe import display_name, reprs, type_name
+from stagekit.merge.equality import values_equal
 
-__all__ = [
-    "MergeFunction",
-    "MergeTable",
-    "Registration",
-    "display_name",
-    "merge_values",
-    "short_repr",
-    "type_name",
-    "values_equal",
-]
+__all__ = ["CURRENT_TABLE", "MergeFunction", "MergeTable", "Registration"]
 
 MergeFunction = Callable[[Any, list[Any]], Any]
 """``merge(base, branches) -> merged``: ``branches`` holds the values of the branches that changed it."""
 
-# the table whose merge() is running in this context; merge_values() dispatches through it
-_CURRENT: contextvars.ContextVar[MergeTable] = contextvars.ContextVar("stagekit_merge_table")
-
-_ORIGIN_BUILTIN = "stagekit (built-in merges)"
+# the table whose merge() is running in this context; merge_values() dispatches nested values through it
+CURRENT_TABLE: contextvars.ContextVar[MergeTable] = contextvars.ContextVar("stagekit_merge_table")
 
 
-def type_name(cls: type) -> str:
-    """``"module.QualName"``: how to name a type without importing it (e.g. ``"pandas.DataFrame"``)."""
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def display_name(cls: type) -> str:
-    """A type's name for messages: ``int`` for builtins, else :func:`type_name`."""
-    return cls.__qualname__ if cls.__module__ == "builtins" else type_name(cls)
 
 
 @attrs.frozen
@@ -84,17 +62,6 @@ class MergeTable:
         self._added: list[Registration] = []
         self._cache: dict[type, Registration | None] = {}
         self._abc_token = abc.get_cache_token()
-
-    @classmethod
-    def with_builtins(cls) -> MergeTable:
-        """A table of the core's merges only (mapping, set, DataFrame, Arrow Table, dataclass/attrs...)."""
-        from stagekit.merge import builtin as merges_builtin
-
-        table = cls()
-        merges_builtin.stagekit_register_merges(
-            lambda value_type, merge: table.add(value_type, merge, _ORIGIN_BUILTIN)
-        )
-        return table
 
     # --- registering ---------------------------------------------------------------------------------
 
@@ -162,11 +129,6 @@ class MergeTable:
         self._cache[value_type] = reg
         return reg
 
-    def find(self, value_type: type) -> MergeFunction | None:
-        """The merge function for ``value_type``, or None."""
-        reg = self.lookup(value_type)
-        return None if reg is None else reg.merge
-
     def supports(self, value_type: type) -> bool:
         """Whether values of ``value_type`` changed by two branches can be merged at all.
 
@@ -215,11 +177,11 @@ class MergeTable:
         first; otherwise the merge registered for their type combines them. Raises
         :class:`~stagekit.errors.MergeConflictError` if they cannot be combined.
         """
-        token = _CURRENT.set(self)
+        token = CURRENT_TABLE.set(self)
         try:
             return self._merge(base, list(branches))
         finally:
-            _CURRENT.reset(token)
+            CURRENT_TABLE.reset(token)
 
     def _merge(self, base: Any, branches: list[Any]) -> Any:
         changed = [b for b in branches if b is not base]
@@ -232,13 +194,13 @@ class MergeTable:
         if len(types) > 1:
             raise MergeConflictError(
                 "the branches changed it to values of different types ("
-                + ", ".join(display_name(t) for t in types) + "): " + _reprs(changed)
+                + ", ".join(display_name(t) for t in types) + "): " + reprs(changed)
             )
         reg = self.lookup(types[0])
         if reg is None:
             raise MergeConflictError(
                 f"no merge is registered for {display_name(types[0])} and the branches changed it to "
-                f"different values: {_reprs(changed)}"
+                f"different values: {reprs(changed)}"
             )
         try:
             return reg.merge(base, changed)
@@ -247,21 +209,6 @@ class MergeTable:
         except Exception as exc:
             exc.add_note(f"in the merge for {reg.type_label} registered by {reg.origin}")
             raise
-
-
-def merge_values(base: Any, branches: Sequence[Any]) -> Any:
-    """Merge nested values from inside a merge function, through the table of the merge that is running.
-
-    Use it for recursion: a mapping's key or an object's field changed by several branches is merged by its
-    own value's merge. Outside a running merge it falls back to a table of the built-in merges only.
-    """
-    table = _CURRENT.get(None)
-    return (_builtin_table() if table is None else table).merge(base, branches)
-
-
-@functools.cache
-def _builtin_table() -> MergeTable:
-    return MergeTable.with_builtins()
 
 
 def _check_type_name(name: str, origin: str) -> None:
@@ -291,170 +238,3 @@ def _most_specific(regs: list[Registration]) -> list[Registration]:
             for t in types
         )
     ]
-
-
-# --- type-aware equality -----------------------------------------------------------------------------
-
-_SCALARS = (int, str, bytes, bool, type(None), complex)
-
-
-def values_equal(a: Any, b: Any) -> bool:
-    """Whether two values are equal, type-aware and never ambiguous.
-
-    Identical objects are equal; values of different types are not. DataFrames, Series and Indexes compare
-    with ``.equals``, numpy arrays with ``array_equal`` (same dtype and shape; NaN equals NaN), Arrow
-    tables and arrays with ``.equals`` (NaN equals NaN), mappings, sequences, dataclasses and attrs
-    instances element by element. Anything else compares with ``==``; a result that is not a plain truth
-    value counts as "not equal".
-    """
-    if a is b:
-        return True
-    ta = type(a)
-    if ta is not type(b):
-        return False
-    if ta in _SCALARS:
-        return bool(a == b)
-    if ta is float:
-        return a == b or (math.isnan(a) and math.isnan(b))
-    special = _library_equal(a, b)
-    if special is not None:
-        return special
-    if isinstance(a, Mapping):
-        return len(a) == len(b) and all(k in b and values_equal(v, b[k]) for k, v in a.items())
-    if isinstance(a, Set):
-        return bool(a == b)
-    if isinstance(a, Sequence) and not isinstance(a, (str, bytes, bytearray)):
-        return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b, strict=True))
-    fields = _field_names(ta)
-    if fields is not None:
-        return all(values_equal(getattr(a, f), getattr(b, f)) for f in fields)
-    return _plain_equal(a, b)
-
-
-def _plain_equal(a: Any, b: Any) -> bool:
-    try:
-        result = a == b
-    except Exception:
-        return False
-    if isinstance(result, bool):
-        return result
-    np = sys.modules.get("numpy")
-    if np is not None and isinstance(result, np.bool_):
-        return bool(result)
-    return False  # an array-like or otherwise undecidable answer: treat as different
-
-
-def _field_names(cls: type) -> list[str] | None:
-    if dataclasses.is_dataclass(cls):
-        return [f.name for f in dataclasses.fields(cls) if f.compare]
-    if attrs.has(cls):
-        return [f.name for f in attrs.fields(cls) if f.eq]
-    return None
-
-
-def _library_equal(a: Any, b: Any) -> bool | None:
-    """Equality for numpy, pandas and pyarrow values; None if ``a`` is none of those."""
-    root = type(a).__module__.partition(".")[0]
-    if root == "numpy":
-        return _numpy_equal(a, b)
-    if root == "pandas":
-        if type(a).__name__ == "DataFrame":
-            from stagekit.merge.frames import dataframes_equal  # column by column, memory first
-
-            return dataframes_equal(a, b)
-        equals = getattr(a, "equals", None)
-        if callable(equals):  # DataFrame, Series, Index, ExtensionArray: NaN-aware, dtype-strict
-            return bool(equals(b))
-        return None
-    if root == "pyarrow":
-        return arrow_equal(a, b)
-    return None
-
-
-def _numpy_equal(a: Any, b: Any) -> bool | None:
-    np = sys.modules["numpy"]
-    if isinstance(a, np.ndarray):
-        if a.dtype != b.dtype or a.shape != b.shape:
-            return False
-        if a.dtype.kind == "O":
-            return all(values_equal(x, y) for x, y in zip(a.ravel(), b.ravel(), strict=True))
-        try:
-            return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fcmM"))
-        except TypeError:
-            return bool(np.array_equal(a, b))
-    if isinstance(a, np.generic):
-        if a.dtype != b.dtype:
-            return False
-        if a.dtype.kind in "fcmM" and np.isnan(a) and np.isnan(b):
-            return True
-        return bool(a == b)
-    return None
-
-
-def arrow_equal(a: Any, b: Any) -> bool | None:
-    """Equality of pyarrow values (``.equals``), counting NaN equal to NaN in floating columns."""
-    equals = getattr(a, "equals", None)
-    if not callable(equals):
-        return None
-    if equals(b):
-        return True
-    pa = sys.modules["pyarrow"]
-    if isinstance(a, (pa.Table, pa.RecordBatch)):
-        if not a.schema.equals(b.schema) or a.num_rows != b.num_rows:
-            return False
-        return all(arrow_equal(x, y) for x, y in zip(a.columns, b.columns, strict=True))
-    if isinstance(a, (pa.Array, pa.ChunkedArray)) and pa.types.is_floating(a.type) and a.type == b.type:
-        if len(a) != len(b) or a.null_count != b.null_count:
-            return False
-        np = sys.modules.get("numpy") or __import__("numpy")
-        if not a.is_null().equals(b.is_null()):
-            return False
-        xa = a.fill_null(0).to_numpy(zero_copy_only=False)
-        xb = b.fill_null(0).to_numpy(zero_copy_only=False)
-        return bool(np.array_equal(xa, xb, equal_nan=True))
-    return False
-
-
-# --- short reprs for messages --------------------------------------------------------------------------
-
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 40, 60
-_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = 4
-
-
-def short_repr(value: Any, limit: int = 80) -> str:
-    """A one-line repr of at most ``limit`` characters; arrays and frames are summarized, never printed."""
-    try:
-        text = _summary(value) or _REPR.repr(value)
-    except Exception as exc:  # a broken __repr__ must not hide the conflict
-        text = f"<{type_name(type(value))} (repr failed: {type(exc).__name__})>"
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _summary(value: Any) -> str | None:
-    root = type(value).__module__.partition(".")[0]
-    name = type(value).__name__
-    if root not in ("pandas", "numpy", "pyarrow"):
-        return None
-    if name == "DataFrame":
-        return f"DataFrame({len(value)} rows, columns {_head(list(value.columns))})"
-    if name in ("Table", "RecordBatch"):
-        return f"{name}({value.num_rows} rows, columns {_head(value.column_names)})"
-    if name == "Series":
-        return f"Series({value.name!r}, {value.dtype}, {len(value)} rows: {_head(value.iloc[:4].tolist())})"
-    if name == "ndarray":
-        return f"ndarray({value.shape}, {value.dtype}: {_head(value.ravel()[:4].tolist())})"
-    if root == "pyarrow" and hasattr(value, "to_pylist") and hasattr(value, "slice"):  # Array, ChunkedArray
-        return f"{name}({value.type}, {len(value)} rows: {_head(value.slice(0, 4).to_pylist())})"
-    return None
-
-
-def _head(items: list[Any], n: int = 3) -> str:
-    """The first ``n`` items, and "..." if there are more (callers pass ``n + 1`` items to tell)."""
-    shown = ", ".join(_REPR.repr(x) for x in items[:n])
-    return f"[{shown}{', ...' if len(items) > n else ''}]"
-
-
-def _reprs(values: Sequence[Any]) -> str:
-    return ", ".join(short_repr(v) for v in values)

@@ -39,7 +39,8 @@ def _location(dist: Any) -> str:
     return str(path.parent) if path is not None else "?"
 
 
-def _norm(name: str) -> str:
+def normalize(name: str) -> str:
+    """A distribution or plugin name as PEP 503 compares them: case-folded, runs of ``-_.`` as one ``-``."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -52,7 +53,7 @@ def find_entry_points(group: str) -> list[FoundEntryPoint]:
         raw = getattr(dist, "_normalized_name", None) or dist.metadata["Name"]
         if not raw:
             continue
-        key = _norm(raw)
+        key = normalize(raw)
         if key not in first:
             first[key] = dist
         elif not _same_install(first[key], dist):
@@ -68,7 +69,7 @@ def find_entry_points(group: str) -> list[FoundEntryPoint]:
                 name=ep.name, value=ep.value, distribution=headers.name, version=headers.version,
                 location=_location(dist), shadowed=tuple(shadows.get(key, ())), load=ep.load,
             ))
-    found.sort(key=lambda e: (e.name, _norm(e.distribution)))
+    found.sort(key=lambda e: (e.name, normalize(e.distribution)))
     return found
 
 

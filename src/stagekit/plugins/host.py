@@ -19,13 +19,19 @@ import pluggy
 
 from stagekit import hookspecs
 from stagekit.errors import PluginConfigError, PluginError, RegistrationError
+from stagekit.plugins.discovery import normalize
 from stagekit.plugins.registry import Provenance, Registry
 
 Status = Literal["loaded", "failed", "blocked", "disabled"]
 
 HOOK_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("stagekit_"))
 _REGISTRATION_HOOKS = ("stagekit_register_stages", "stagekit_register_merges", "stagekit_register_executors")
-BUILTIN_PLUGINS = ("stagekit.run.executors.builtin", "stagekit.merge.builtin", "stagekit.contracts.checker")
+# the core's own plugins, by plugin name: they register through the same hooks as any installed plugin
+BUILTIN_PLUGINS = {
+    "stagekit.executors": "stagekit.run.executors.builtin",
+    "stagekit.merges": "stagekit.merge.builtin",
+    "stagekit.contracts": "stagekit.contracts.pandera_validator",
+}
 
 
 @attrs.define
@@ -41,7 +47,6 @@ class PluginRecord:
     stages: list[str] = attrs.field(factory=list)
     shadowed: list[str] = attrs.field(factory=list)  # other locations of the same distribution
     note: str | None = None  # something to know that is not a failure (e.g. shadowed copies)
-    exception: BaseException | None = attrs.field(default=None, repr=False)
 
     @property
     def provenance(self) -> Provenance:
@@ -90,10 +95,6 @@ def _flag(env: Mapping[str, str], key: str) -> bool:
 
 def _names(value: str | None) -> list[str]:
     return [n.strip() for n in (value or "").split(",") if n.strip()]
-
-
-def normalize(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
 
 
 class Host:
@@ -162,8 +163,8 @@ class Host:
 
         candidates: list[tuple[PluginRecord, Callable[[], object]]] = []
         if self._builtins:
-            for module in BUILTIN_PLUGINS:
-                candidates.append((PluginRecord(module, "stagekit", _core_version(), value=module),
+            for name, module in BUILTIN_PLUGINS.items():
+                candidates.append((PluginRecord(name, "stagekit", _core_version(), value=module),
                                    _importer(module)))
         for plugin in self._code_plugins:
             name, obj = plugin if isinstance(plugin, tuple) else (_plugin_name(plugin), plugin)
@@ -177,7 +178,7 @@ class Host:
             candidates.append((rec, ep.load))
         for rec, load in candidates:
             self.records.append(rec)
-            self._admit(rec, load, from_entry_point=rec.value not in ("<in code>", *BUILTIN_PLUGINS))
+            self._admit(rec, load, from_entry_point=rec.value not in ("<in code>", *BUILTIN_PLUGINS.values()))
         self._collect_registrations()
 
     def _check_control_names(self, found: Sequence[Any], code_names: list[str]) -> None:
@@ -235,7 +236,7 @@ class Host:
 
     def _fail(self, rec: PluginRecord, message: str, exc: BaseException | None) -> None:
         registered = self.manager.get_plugin(rec.name)
-        rec.status, rec.error, rec.exception = "failed", message, exc
+        rec.status, rec.error = "failed", message
         if registered is not None and not any(r is not rec and r.name == rec.name and r.status == "loaded"
                                               for r in self.records):
             self.manager.unregister(name=rec.name)

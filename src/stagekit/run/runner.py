@@ -10,74 +10,19 @@ from __future__ import annotations
 import gc
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
 from stagekit._collector import collector_paused
-from stagekit.errors import MergeConflictError, RunInterrupted, StageError, StagekitError
+from stagekit.errors import ContractWarning, MergeConflictError, RunInterrupted, StageError, StagekitError
 from stagekit.graph.dag import INITIAL, Dag
 from stagekit.graph.plan import Merged, Version, VersionPlan, plan_versions
 from stagekit.plugins.registry import Provenance
-from stagekit.run.executors.base import Checker, Executor, Outcome, Task
-from stagekit.stage import Stage
-
-
-@attrs.frozen
-class RunInfo:
-    """What lifecycle hooks learn about a run."""
-
-    run_id: str
-    stages: tuple[str, ...]
-    executor: str
-    workers: int | None
-    contracts: str
-    snapshot: str | None = None
-
-
-@attrs.define
-class StageRecord:
-    """How one stage went: ``status`` is pending, ok, failed or cancelled; ``duration`` in seconds."""
-
-    name: str
-    plugin: str | None = None
-    status: str = "pending"
-    duration: float = 0.0
-    provided: tuple[str, ...] = ()
-    error: BaseException | None = None
-    warnings: list[Any] = ()  # type: ignore[assignment]  # a shared empty default: no list per stage
-
-
-@attrs.define
-class RunResult:
-    """The artifacts of a run and how each stage went.
-
-    ``artifacts`` maps every artifact to its final value (merged where branches joined); ``outputs`` keeps
-    what each stage returned, so nothing produced is lost even when a run fails.
-    """
-
-    run_id: str
-    ok: bool
-    artifacts: dict[str, Any]
-    stages: dict[str, StageRecord]
-    outputs: dict[str, dict[str, Any]]
-    duration: float
-    executor: str
-    snapshot: str | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """A JSON-ready summary (no artifact values)."""
-        return {
-            "run_id": self.run_id, "ok": self.ok, "executor": self.executor, "snapshot": self.snapshot,
-            "duration": round(self.duration, 6), "artifacts": sorted(self.artifacts),
-            "stages": [
-                {"name": r.name, "plugin": r.plugin, "status": r.status, "duration": round(r.duration, 6),
-                 "provided": list(r.provided), "error": None if r.error is None else str(r.error),
-                 "warnings": [str(w) for w in r.warnings]}
-                for r in self.stages.values()
-            ],
-        }
+from stagekit.records import Checker, Outcome, RunInfo, RunResult, StageRecord, Task
+from stagekit.run.executors.base import Executor
 
 
 @attrs.define
@@ -228,12 +173,13 @@ def run_dag(dag: Dag, artifacts: Mapping[str, Any], opts: RunOptions) -> RunResu
         run.execute()
     except KeyboardInterrupt:
         interrupted = True
-        opts.executor.shutdown(cancel=True)
-    else:
-        opts.executor.shutdown(cancel=False)
     finally:
         gc.unfreeze()
-    result = run.result(started)
+    # The result is built while the executor still runs: its final values may live in its workers (Ray).
+    try:
+        result = run.result(started)
+    finally:
+        opts.executor.shutdown(cancel=interrupted)
     result.ok = result.ok and not interrupted
     if hook is not None:
         hook.stagekit_after_run(run=run.info, result=result)
@@ -273,10 +219,6 @@ def _plugin(origins: Mapping[str, Provenance], name: str | None) -> str | None:
 
 def _warn(stage: str, found: list[Any]) -> None:
     """Issue a stage's contract warnings in the driver, whichever executor ran it."""
-    import warnings
-
-    from stagekit.contracts.checker import ContractWarning
-
     for w in found:
         warnings.warn(ContractWarning(str(w)), stacklevel=3)
 
@@ -289,4 +231,4 @@ def _caller(hook: Any, name: str) -> Callable[..., Any] | None:
     return caller if caller.get_hookimpls() else None
 
 
-__all__ = ["RunInfo", "RunResult", "Stage", "StageRecord", "run_dag"]
+__all__ = ["RunOptions", "run_dag"]

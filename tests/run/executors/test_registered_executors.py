@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 import sample_stages as ss
-from stagekit import ExecutorError, Host, Pipeline, RegistrationError, hookimpl
-from stagekit.run.executors.base import Outcome, Task
+from stagekit import ExecutorError, Host, Outcome, Pipeline, RegistrationError, Task, hookimpl
 from stagekit.run.executors.sequential import SequentialExecutor
 
 
@@ -48,7 +47,7 @@ def test_an_executor_name_registered_twice_names_both_plugins() -> None:
             register("thread", lambda **kw: None)
 
     host = Host(plugins=[("again", Again())], autoload=False, env={})
-    with pytest.raises(RegistrationError, match="executor 'thread' is registered twice: by plugin 'stagekit.run.executors.builtin'"):
+    with pytest.raises(RegistrationError, match="executor 'thread' is registered twice: by plugin 'stagekit.executors'"):
         host.registry  # noqa: B018
 
 

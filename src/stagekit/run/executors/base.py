@@ -11,31 +11,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any, Protocol
 
-import attrs
-
-from stagekit.stage import Stage
-
-
-class Checker(Protocol):
-    """Checks a stage's contracts at a boundary; see :class:`stagekit.contracts.checker.ContractChecker`."""
-
-    def check(self, stage: Stage, boundary: str, values: Any) -> list[Any]: ...
-
-
-@attrs.define(slots=True)
-class Task:
-    stage: Stage
-    kwargs: dict[str, Any]  # the required artifacts and the params, by keyword
-    checker: Checker | None = None
-
-
-@attrs.define(slots=True)
-class Outcome:
-    name: str
-    outputs: dict[str, Any] | None  # None when the stage failed
-    error: BaseException | None = None
-    duration: float = 0.0
-    warnings: list[Any] = ()  # type: ignore[assignment]  # shared empty default: no list per stage
+from stagekit.records import Outcome, Task
 
 
 def run_task(task: Task) -> Outcome:
@@ -86,7 +62,7 @@ class Executor(Protocol):
         """Release workers; with ``cancel``, drop what has not started and stop promptly."""
 
 
-class LocalExecutor:
+class DriverMemoryExecutor:
     """Defaults shared by executors whose values live in the driver's memory."""
 
     name = "local"

@@ -1,9 +1,10 @@
 """Run stages in worker processes.
 
 Only the artifacts a stage requires travel to a worker, each pickled on its own so that an unpicklable one
-is reported by stage and artifact name. A stage travels by reference ("module:qualname"), and a worker
-rebuilds what it needs (the plugin host, for contract validators) from entry-point names, never from a
-pickled plugin manager — so the executor also works under the ``spawn`` start method.
+is reported by stage and artifact name. A stage travels by reference ("module:qualname"). A worker builds
+its contract checker from the run's :class:`~stagekit.records.ContractSpec` (the plugin host rebuilt from
+entry-point names, once per worker), never from a pickled plugin manager, so the executor also works under
+the ``spawn`` start method.
 """
 
 from __future__ import annotations
@@ -17,44 +18,20 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from stagekit.contracts.checker import checker_for
 from stagekit.errors import ExecutorError
-from stagekit.run.executors.base import LocalExecutor, Outcome, Task, run_task
-
-_worker_host: Any = None
-_worker_checkers: dict[Any, Any] = {}
-
-
-def _init_worker(host_spec: Any) -> None:
-    global _worker_host
-    _worker_host = host_spec
-
-
-def _checker(config: tuple[str, tuple[tuple[str, str], ...]] | None) -> Any:
-    """The worker's contract checker, built once per configuration from the host spec."""
-    global _worker_host
-    if config is None:
-        return None
-    if config not in _worker_checkers:
-        if not hasattr(_worker_host, "hook"):
-            _worker_host = _worker_host.build() if _worker_host is not None else None
-        if _worker_host is None:
-            raise ExecutorError("contracts need a plugin host in the worker, and none was given")
-        from stagekit.contracts.checker import ContractChecker
-
-        mode, stage_modes = config
-        _worker_checkers[config] = ContractChecker(_worker_host.hook.stagekit_validate_artifact, mode,
-                                                   dict(stage_modes), emit_warnings=False)
-    return _worker_checkers[config]
+from stagekit.records import ContractSpec, Outcome, Task
+from stagekit.run.executors.base import DriverMemoryExecutor, run_task
 
 
 def _run_packed(stage_bytes: bytes, inputs: dict[str, bytes], params: dict[str, Any],
-                checker_config: Any) -> Outcome:
+                contracts: ContractSpec | None) -> Outcome:
     """Runs in the worker: unpickle, run, and send back outputs pickled one by one."""
     stage = pickle.loads(stage_bytes)
     kwargs = {name: pickle.loads(data) for name, data in inputs.items()}
     kwargs.update(params)
     try:
-        checker = _checker(checker_config)
+        checker = None if contracts is None else checker_for(contracts)
     except Exception as exc:
         return Outcome(stage.name, None, _portable(exc))
     outcome = run_task(Task(stage, kwargs, checker))
@@ -85,7 +62,7 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}\nworker traceback:\n{text}")
 
 
-class ProcessExecutor(LocalExecutor):
+class ProcessExecutor(DriverMemoryExecutor):
     name = "process"
 
     def __init__(self, workers: int | None = None, host: Any = None, start_method: str | None = None) -> None:
@@ -94,8 +71,7 @@ class ProcessExecutor(LocalExecutor):
             raise ExecutorError(f"start method {method!r} is not available here; use one of "
                                 f"{', '.join(multiprocessing.get_all_start_methods())}")
         self.workers = workers or os.cpu_count() or 1
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method),
-                                         initializer=_init_worker, initargs=(host,))
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
         self._done: queue.SimpleQueue[Future[Outcome] | Outcome] = queue.SimpleQueue()
         self._running: dict[Future[Outcome], str] = {}
 
@@ -120,10 +96,8 @@ class ProcessExecutor(LocalExecutor):
                     f"stage {name!r} requires artifact {key!r} ({type(value).__name__}), which cannot be sent "
                     f"to a worker process: {type(exc).__name__}: {exc}; use the thread executor")))
                 return
-        checker = task.checker
-        config = None if checker is None else (
-            checker.mode, tuple(sorted(getattr(checker, "stage_modes", {}).items())))  # type: ignore[attr-defined]
-        future = self._pool.submit(_run_packed, stage_bytes, inputs, params, config)
+        contracts = None if task.checker is None else task.checker.spec
+        future = self._pool.submit(_run_packed, stage_bytes, inputs, params, contracts)
         self._running[future] = name
         future.add_done_callback(self._done.put)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from stagekit.run.executors.base import LocalExecutor, Outcome, Task, run_task
+from stagekit.records import Outcome, Task
+from stagekit.run.executors.base import DriverMemoryExecutor, run_task
 
 
-class SequentialExecutor(LocalExecutor):
+class SequentialExecutor(DriverMemoryExecutor):
     name = "sequential"
 
     def __init__(self, workers: int | None = None, host: object = None) -> None:

@@ -10,12 +10,13 @@ import os
 import queue
 import threading
 
-from stagekit.run.executors.base import LocalExecutor, Outcome, Task, run_task
+from stagekit.records import Outcome, Task
+from stagekit.run.executors.base import DriverMemoryExecutor, run_task
 
 _STOP = None
 
 
-class ThreadExecutor(LocalExecutor):
+class ThreadExecutor(DriverMemoryExecutor):
     name = "thread"
 
     def __init__(self, workers: int | None = None, host: object = None) -> None:

@@ -1,0 +1,109 @@
+"""The records that hooks, the runner and executors share: what a run is, how each stage went, what an
+executor is handed and hands back. They sit at the bottom of the house so that hook specs, executors and
+plugins can name them without importing the runner."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+if TYPE_CHECKING:
+    from stagekit.stage import Stage
+
+
+@attrs.frozen
+class RunInfo:
+    """What lifecycle hooks learn about a run."""
+
+    run_id: str
+    stages: tuple[str, ...]
+    executor: str
+    workers: int | None
+    contracts: str
+    snapshot: str | None = None
+
+
+@attrs.define
+class StageRecord:
+    """How one stage went: ``status`` is pending, ok, failed or cancelled; ``duration`` in seconds."""
+
+    name: str
+    plugin: str | None = None
+    status: str = "pending"
+    duration: float = 0.0
+    provided: tuple[str, ...] = ()
+    error: BaseException | None = None
+    warnings: list[Any] = ()  # type: ignore[assignment]  # a shared empty default: no list per stage
+
+
+@attrs.define
+class RunResult:
+    """The artifacts of a run and how each stage went.
+
+    ``artifacts`` maps every artifact to its final value (merged where branches joined); ``outputs`` keeps
+    what each stage returned, so nothing produced is lost even when a run fails.
+    """
+
+    run_id: str
+    ok: bool
+    artifacts: dict[str, Any]
+    stages: dict[str, StageRecord]
+    outputs: dict[str, dict[str, Any]]
+    duration: float
+    executor: str
+    snapshot: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (no artifact values)."""
+        return {
+            "run_id": self.run_id, "ok": self.ok, "executor": self.executor, "snapshot": self.snapshot,
+            "duration": round(self.duration, 6), "artifacts": sorted(self.artifacts),
+            "stages": [
+                {"name": r.name, "plugin": r.plugin, "status": r.status, "duration": round(r.duration, 6),
+                 "provided": list(r.provided), "error": None if r.error is None else str(r.error),
+                 "warnings": [str(w) for w in r.warnings]}
+                for r in self.stages.values()
+            ],
+        }
+
+
+# --- what executors are handed and hand back ----------------------------------------------------------
+
+
+@attrs.frozen
+class ContractSpec:
+    """A run's contract settings as plain, picklable data: all a worker process needs to build its own
+    checker (``stagekit.contracts.checker_for(spec)``) without the driver's plugin manager."""
+
+    host: Any  # a HostSpec: the worker rebuilds the plugin host, for its validators, from entry-point names
+    mode: str
+    stage_modes: tuple[tuple[str, str], ...] = ()
+
+
+class Checker(Protocol):
+    """Checks a stage's contracts at a boundary; see :class:`stagekit.contracts.ContractChecker`."""
+
+    spec: ContractSpec
+
+    def check(self, stage: Stage, boundary: str, values: Any) -> list[Any]: ...
+
+
+@attrs.define(slots=True)
+class Task:
+    """One stage to run: only the artifacts it requires and its params, by keyword, and the run's checker."""
+
+    stage: Stage
+    kwargs: dict[str, Any]  # the required artifacts and the params, by keyword
+    checker: Checker | None = None
+
+
+@attrs.define(slots=True)
+class Outcome:
+    """How a task went: its outputs (None when it failed), the error, its duration, contract warnings."""
+
+    name: str
+    outputs: dict[str, Any] | None  # None when the stage failed
+    error: BaseException | None = None
+    duration: float = 0.0
+    warnings: list[Any] = ()  # type: ignore[assignment]  # shared empty default: no list per stage
