@@ -153,7 +153,8 @@ class _Run:
                     self.failure, self.failed_stage = exc, None
         return RunResult(
             run_id=self.info.run_id, ok=self.failure is None, artifacts=artifacts, stages=self.records,
-            outputs={n: o for n, o in self.produced.items() if n != INITIAL}, duration=time.perf_counter() - started,
+            outputs=self.opts.executor.collect_outputs({n: o for n, o in self.produced.items() if n != INITIAL}),
+            duration=time.perf_counter() - started,
             executor=self.info.executor, snapshot=self.info.snapshot,
         )
 

@@ -51,6 +51,10 @@ class Executor(Protocol):
     def materialize(self, value: Any) -> Any:
         """Bring a value this executor produced into the driver (identity for in-process executors)."""
 
+    def collect_outputs(self, outputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Each finished stage's outputs (stage -> artifact -> value) as the run's result keeps them: called once,
+        after the run, before ``shutdown`` (a distributed executor fetches them in one batch here)."""
+
     def run_merge(self, merge: Callable[[Any, list[Any]], Any], base: Any, branches: list[Any]) -> Any:
         """Merge branch values where they join; may run remotely and return a handle (a Ray ObjectRef).
 
@@ -69,6 +73,9 @@ class DriverMemoryExecutor:
 
     def materialize(self, value: Any) -> Any:
         return value
+
+    def collect_outputs(self, outputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return outputs
 
     def run_merge(self, merge: Callable[[Any, list[Any]], Any], base: Any, branches: list[Any]) -> Any:
         return merge(base, branches)
