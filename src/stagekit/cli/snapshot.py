@@ -7,15 +7,20 @@ exits 1 and lists every problem when the snapshot does not match.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
+
+from stagekit._text import table
+from stagekit.cli.progress import StatusLine
 
 if TYPE_CHECKING:
-    from stagekit.snapshots.snapshot import Progress, Snapshot
+    from stagekit.snapshots.manifest import Snapshot
+    from stagekit.snapshots.store import Progress
     from stagekit.snapshots.workspace import Workspace
 
 __all__ = ["add_parser"]
@@ -84,7 +89,7 @@ def _create(args: argparse.Namespace) -> int:
     cwd = Path.cwd().resolve()
     base = cwd if cwd == ws.root or ws.root in cwd.parents else ws.root
     paths = [os.path.join(base, p) for p in args.paths]
-    with _ProgressLine(sys.stderr, enabled=not args.json) as progress:
+    with _progress(enabled=not args.json) as progress:
         result = ws.create_snapshot(args.name, paths, wait=args.wait, rehash=args.rehash, progress=progress)
     snap = result.snapshot
     if args.json:
@@ -107,7 +112,7 @@ def _list(args: argparse.Namespace) -> int:
         print("no snapshots (create one with: stagekit snapshot create NAME PATH...)")
         return 0
     rows = [(s.name, s.created, s.file_count, _size(s.total_size), ", ".join(s.paths)) for s in snaps]
-    print(_table(("NAME", "CREATED", "FILES", "SIZE", "PATHS"), rows))
+    print(table(("NAME", "CREATED", "FILES", "SIZE", "PATHS"), rows))
     return 0
 
 
@@ -118,7 +123,7 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     print(f"snapshot  {snap.name}\ncreated   {snap.created}\npaths     {', '.join(snap.paths)}\n"
           f"files     {snap.file_count} ({_size(snap.total_size)}), {snap.algorithm}\n")
-    print(_table(("MODE", "SIZE", "HASH", "PATH"), _entry_rows(snap)))
+    print(table(("MODE", "SIZE", "HASH", "PATH"), _entry_rows(snap)))
     return 0
 
 
@@ -136,7 +141,7 @@ def _entry_rows(snap: Snapshot) -> list[tuple[str, str, str, str]]:
 
 def _verify(args: argparse.Namespace) -> int:
     ws = _workspace(args)
-    with _ProgressLine(sys.stderr, enabled=not args.json) as progress:
+    with _progress(enabled=not args.json) as progress:
         report = ws.verify_snapshot(args.name, against=args.against, progress=progress)
     if args.json:
         _print_json(report.to_json())
@@ -157,7 +162,7 @@ def _restore(args: argparse.Namespace) -> int:
         print("warning: --hardlink restores share their content with the snapshot store; a program that "
               "rewrites a restored file in place (pandas.to_parquet does) corrupts the snapshot",
               file=sys.stderr)
-    with _ProgressLine(sys.stderr, enabled=True) as progress:
+    with _progress(enabled=True) as progress:
         result = ws.restore_snapshot(args.name, args.to, hardlink=args.hardlink, progress=progress)
     print(f"restored snapshot {result.name!r} to {str(result.path)!r}: {result.files} files, "
           f"{_size(result.size)} ({result.method}, verified)")
@@ -187,35 +192,19 @@ def _size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _table(headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
-    cells = [list(headers), *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in cells)
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[Progress], None] | None]:
+    """A progress callback drawing one status line on stderr, if ``enabled`` and stderr is a terminal."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    line = StatusLine(sys.stderr)
 
+    def show(p: Progress) -> None:
+        line.show(f"{p.phase} {p.done}/{p.total} files, {_size(p.done_bytes)} of {_size(p.total_bytes)}",
+                  force=p.done == p.total)
 
-class _ProgressLine:
-    """Rewrites one line on stderr while hashing or copying, only when stderr is a terminal."""
-
-    def __init__(self, stream: TextIO, enabled: bool) -> None:
-        self.stream = stream
-        self.enabled = enabled and stream.isatty()
-        self._drawn = 0.0
-        self._shown = False
-
-    def __enter__(self) -> _ProgressLine | None:
-        return self if self.enabled else None
-
-    def __exit__(self, *exc: object) -> None:
-        if self._shown:
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
-
-    def __call__(self, p: Progress) -> None:
-        now = time.monotonic()
-        if now - self._drawn < 0.1 and p.done < p.total:  # at most 10 redraws a second
-            return
-        self._drawn, self._shown = now, True
-        self.stream.write(f"\r\x1b[2K{p.phase} {p.done}/{p.total} files, "
-                          f"{_size(p.done_bytes)} of {_size(p.total_bytes)}")
-        self.stream.flush()
+    try:
+        yield show
+    finally:
+        line.clear()
