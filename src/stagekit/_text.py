@@ -1,8 +1,9 @@
-"""Plain-text tables: the one way stagekit lays out columns (CLI listings, contract failure tables)."""
+"""Plain text for messages: tables (CLI listings, contract failures) and "did you mean" suggestions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -19,3 +20,10 @@ def table_lines(headers: Sequence[Any], rows: Sequence[Sequence[Any]], *, rule: 
 def table(headers: Sequence[Any], rows: Sequence[Sequence[Any]], *, rule: bool = False) -> str:
     """:func:`table_lines` joined into one string."""
     return "\n".join(table_lines(headers, rows, rule=rule))
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> str:
+    """A message for an unknown name, with the closest known names as suggestions."""
+    close = difflib.get_close_matches(name, list(known), n=3)
+    hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+    return f"unknown {kind} {name!r}{hint}"

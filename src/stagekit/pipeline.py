@@ -7,9 +7,10 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stagekit._collector import collector_paused
+from stagekit._text import unknown_name
 from stagekit.errors import ExecutorError, PipelineError
 from stagekit.graph.dag import Dag, build_dag
-from stagekit.plugins.registry import Provenance, unknown_name
+from stagekit.plugins.registry import Provenance
 from stagekit.run.runner import RunInfo, RunOptions, RunResult, run_dag
 from stagekit.stage import CONTRACT_MODES, Stage
 
@@ -40,7 +41,9 @@ class Pipeline:
     ) -> Pipeline:
         """Stages from a host's registry by names, tags, or targets with everything upstream (stopping at the
         ``given`` initial artifacts)."""
-        return cls(host.registry.select(names, tags, targets, given), host=host)
+        from stagekit.graph.select import select_stages
+
+        return cls(select_stages(host.registry.stages, names, tags, targets, given), host=host)
 
     @property
     def host(self) -> Host:

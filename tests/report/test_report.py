@@ -401,7 +401,8 @@ def test_a_long_chain_lays_out_without_recursion(tmp_path: Path) -> None:
 
 
 def test_importing_the_report_module_does_not_import_pandas() -> None:
-    code = "import sys, stagekit.report.html; print(sorted(m for m in ('pandas', 'numpy', 'pyarrow') if m in sys.modules))"
+    code = ("import sys, stagekit.report.html\n"
+            "print(sorted(m for m in ('pandas', 'numpy', 'pyarrow') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
 

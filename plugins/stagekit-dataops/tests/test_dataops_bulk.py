@@ -39,7 +39,7 @@ def test_the_stage_reads_a_parquet_dataset_and_is_chosen_when_it_is_given(tmp_pa
     host = Host(autoload=True, allow=["dataops"], env={})
     pipeline = Pipeline.from_host(host, targets=["validate_ingestion"], given=["workspace"])
     assert "load_returns_matrix" not in {s.name for s in pipeline.stages}  # the L0-L4 chain is the source
-    bulk = Pipeline(host.registry.select(names=["load_returns_matrix"]), host=host)
+    bulk = Pipeline.from_host(host, names=["load_returns_matrix"])
     assert bulk.run({"prices_dataset": str(data)}).artifacts["returns"].equals(returns_matrix(frame))
 
 

@@ -114,8 +114,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from stagekit._text import unknown_name
     from stagekit.errors import PipelineError
-    from stagekit.plugins.registry import unknown_name
 
     try:
         pf, pipeline = load(args)

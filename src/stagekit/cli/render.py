@@ -11,19 +11,9 @@ from stagekit.graph.dag import INITIAL, Dag
 
 def edges(dag: Dag) -> list[tuple[str, str, str]]:
     """(from, to, label): artifact edges labelled by artifact, ``after`` edges unlabelled."""
-    out: list[tuple[str, str, str]] = []
-    labelled: set[tuple[str, str]] = set()
-    for artifact, role in sorted(dag.roles.items()):
-        for consumer in role.updaters + role.readers:
-            producers = [role.creator] if consumer in role.updaters else role.writers
-            for p in producers:
-                if p is None or p == consumer:
-                    continue
-                out.append((p or "inputs", consumer, artifact))
-                labelled.add((p, consumer))
-    for src, dst in dag.edges():
-        if (src, dst) not in labelled:
-            out.append((src, dst, ""))
+    out = sorted(((p or "inputs", c, a) for p, c, a in dag.artifact_edges()), key=lambda e: e[2])
+    labelled = {(p if p != "inputs" else INITIAL, c) for p, c, _ in out}
+    out += [(src, dst, "") for src, dst in dag.edges() if (src, dst) not in labelled]
     return out
 
 

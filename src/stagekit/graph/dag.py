@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import graphlib
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
+from stagekit._text import unknown_name
 from stagekit.errors import CycleError, PipelineError
-from stagekit.plugins.registry import unknown_name
 from stagekit.stage import Stage
 
 #: the pseudo-writer of the initial artifacts (no stage can have an empty name)
@@ -26,13 +26,38 @@ INITIAL = ""
 
 @attrs.define
 class ArtifactRoles:
-    creator: str | None = None  # a stage name, INITIAL, or None if nobody creates it
-    updaters: list[str] = attrs.field(factory=list)
-    readers: list[str] = attrs.field(factory=list)
+    """Who writes and reads one artifact. ``creators`` provide it without requiring it (INITIAL for the initial
+    artifacts): a valid DAG has at most one, several are alternative sources that a selection chooses among."""
+
+    creators: list[str] = attrs.field(factory=list)
+    updaters: list[str] = attrs.field(factory=list)  # require and provide it
+    readers: list[str] = attrs.field(factory=list)  # require it only
+
+    @property
+    def creator(self) -> str | None:
+        return self.creators[0] if self.creators else None
 
     @property
     def writers(self) -> list[str]:
-        return ([self.creator] if self.creator is not None else []) + self.updaters
+        return self.creators[:1] + self.updaters
+
+
+def artifact_roles(stages: Iterable[Stage], initial: Iterable[str] = ()) -> dict[str, ArtifactRoles]:
+    """The roles every artifact has among ``stages``: the one rule both the DAG and a selection build on."""
+    roles: dict[str, ArtifactRoles] = {a: ArtifactRoles(creators=[INITIAL]) for a in sorted(initial)}
+    for s in stages:
+        for a in s.provides:
+            role = roles.get(a)
+            if role is None:
+                role = roles[a] = ArtifactRoles()
+            (role.updaters if a in s.requires else role.creators).append(s.name)
+        for a in s.requires:
+            if a not in s.provides:
+                role = roles.get(a)
+                if role is None:
+                    role = roles[a] = ArtifactRoles()
+                role.readers.append(s.name)
+    return roles
 
 
 @attrs.define
@@ -52,14 +77,22 @@ class Dag:
             for p in preds:
                 yield p, name
 
-    def producer_edges(self) -> Iterable[tuple[Stage, Stage, str]]:
-        """(producer, consumer, artifact) for every stage that reads an artifact another stage wrote."""
+    def artifact_edges(self) -> Iterator[tuple[str, str, str]]:
+        """(writer, reader, artifact) for every stage that reads a version another one wrote: an updater sees
+        the artifact's creator, a reader every writer (INITIAL is the writer of the initial artifacts)."""
         for artifact, role in self.roles.items():
             for consumer in role.updaters + role.readers:
-                producers = [role.creator] if consumer in role.updaters else role.writers
+                producers = role.creators[:1] if consumer in role.updaters else role.writers
                 for p in producers:
-                    if p and p != consumer:
-                        yield self.stages[p], self.stages[consumer], artifact
+                    if p != consumer:
+                        yield p, consumer, artifact
+
+    def producer_edges(self) -> Iterator[tuple[Stage, Stage, str]]:
+        """(producer, consumer, artifact) between stages: what contract compatibility is checked along."""
+        stages = self.stages
+        for p, consumer, artifact in self.artifact_edges():
+            if p:
+                yield stages[p], stages[consumer], artifact
 
 
 def build_dag(
@@ -75,7 +108,8 @@ def build_dag(
             problems.append(f"two different stages are named {s.name!r}")
         by_name[s.name] = s
     initial = frozenset(initial)
-    roles = _roles(by_name, initial, origin, problems)
+    roles = artifact_roles(by_name.values(), initial)
+    problems += _creator_problems(roles, origin)
     deps: dict[str, list[str]] = {name: [] for name in by_name}
     for artifact, role in roles.items():
         if role.creator:
@@ -108,34 +142,18 @@ def build_dag(
     return Dag(stages=by_name, deps=deps, roles=roles, initial=initial, order=order, successors=successors)
 
 
-def _roles(
-    stages: Mapping[str, Stage], initial: frozenset[str], origin: Callable[[str], str], problems: list[str]
-) -> dict[str, ArtifactRoles]:
-    roles: dict[str, ArtifactRoles] = {a: ArtifactRoles(creator=INITIAL) for a in sorted(initial)}
-    for name, s in stages.items():
-        req = s.requires
-        for a in s.provides:
-            role = roles.get(a)
-            if role is None:
-                role = roles[a] = ArtifactRoles()
-            if a in req:
-                role.updaters.append(name)
-            elif role.creator is None:
-                role.creator = name
-            else:
-                first = "the initial artifacts" if role.creator == INITIAL else \
-                    f"stage {role.creator!r}{origin(role.creator)}"
+def _creator_problems(roles: Mapping[str, ArtifactRoles], origin: Callable[[str], str]) -> list[str]:
+    problems = []
+    for a, role in roles.items():
+        if len(role.creators) > 1:
+            first = role.creators[0]
+            named = "the initial artifacts" if first == INITIAL else f"stage {first!r}{origin(first)}"
+            for other in role.creators[1:]:
                 problems.append(
-                    f"artifact {a!r} is created by two stages: {first} and stage {name!r}{origin(name)} "
+                    f"artifact {a!r} is created by two stages: {named} and stage {other!r}{origin(other)} "
                     "(only one stage may provide an artifact without requiring it)"
                 )
-        for a in s.requires:
-            if a not in s.provides:
-                role = roles.get(a)
-                if role is None:
-                    role = roles[a] = ArtifactRoles()
-                role.readers.append(name)
-    return roles
+    return problems
 
 
 def _topological_order(

@@ -47,7 +47,8 @@ def test_an_executor_name_registered_twice_names_both_plugins() -> None:
             register("thread", lambda **kw: None)
 
     host = Host(plugins=[("again", Again())], autoload=False, env={})
-    with pytest.raises(RegistrationError, match="executor 'thread' is registered twice: by plugin 'stagekit.executors'"):
+    with pytest.raises(RegistrationError,
+                       match="executor 'thread' is registered twice: by plugin 'stagekit.executors'"):
         host.registry  # noqa: B018
 
 

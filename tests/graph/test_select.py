@@ -1,3 +1,5 @@
+"""Selecting stages by name, tag, or targets and everything upstream."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -5,6 +7,7 @@ from typing import Any
 import pytest
 
 from stagekit import PipelineError, stage
+from stagekit.graph.select import select_stages
 from stagekit.plugins.registry import Provenance, Registry
 
 
@@ -34,25 +37,27 @@ def names(stages: list[Any]) -> list[str]:
 
 
 def test_a_target_pulls_in_everything_upstream(registry: Registry) -> None:
-    assert names(registry.select(targets=["report"])) == ["audit", "clean", "fetch", "fix", "report", "tidy"]
+    assert names(select_stages(registry.stages, targets=["report"])) == [
+        "audit", "clean", "fetch", "fix", "report", "tidy"]
 
 
 def test_an_updater_target_pulls_in_the_creator_but_not_its_concurrent_siblings(registry: Registry) -> None:
-    assert names(registry.select(targets=["fix"])) == ["clean", "fetch", "fix"]
+    assert names(select_stages(registry.stages, targets=["fix"])) == ["clean", "fetch", "fix"]
 
 
 def test_upstream_stops_at_given_artifacts(registry: Registry) -> None:
-    assert names(registry.select(targets=["report"], given=["raw"])) == ["audit", "clean", "fix", "report", "tidy"]
+    assert names(select_stages(registry.stages, targets=["report"], given=["raw"])) == [
+        "audit", "clean", "fix", "report", "tidy"]
 
 
 def test_names_and_tags_select_exactly(registry: Registry) -> None:
-    assert names(registry.select(names=["other"], tags=["demo"])) == ["fetch", "other"]
-    assert len(registry.select()) == 7
+    assert names(select_stages(registry.stages, names=["other"], tags=["demo"])) == ["fetch", "other"]
+    assert len(select_stages(registry.stages)) == 7
 
 
 def test_unknown_names_and_tags_suggest_close_ones(registry: Registry) -> None:
     with pytest.raises(PipelineError) as err:
-        registry.select(names=["repot"], tags=["dmeo"])
+        select_stages(registry.stages, names=["repot"], tags=["dmeo"])
     assert "unknown stage 'repot' (did you mean 'report'?)" in err.value.problems
     assert "unknown tag 'dmeo' (did you mean 'demo'?)" in err.value.problems
 
@@ -60,7 +65,7 @@ def test_unknown_names_and_tags_suggest_close_ones(registry: Registry) -> None:
 def test_of_two_alternative_sources_the_one_whose_inputs_are_given_is_chosen(registry: Registry) -> None:
     registry.add_stage(stage(noop, name="load_prices", requires=["prices_file"], provides=["prices"]),
                        Provenance("bulk"))
-    assert names(registry.select(targets=["report"], given=["workspace"])) == [
+    assert names(select_stages(registry.stages, targets=["report"], given=["workspace"])) == [
         "audit", "clean", "fetch", "fix", "report", "tidy"]
-    assert names(registry.select(targets=["report"], given=["prices_file"])) == [
+    assert names(select_stages(registry.stages, targets=["report"], given=["prices_file"])) == [
         "audit", "fix", "load_prices", "report", "tidy"]
