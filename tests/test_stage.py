@@ -102,7 +102,7 @@ def test_a_broken_lazy_reference_names_the_stage() -> None:
         ({"name": "x y"}, "invalid stage name"),
         ({"after": ["f"]}, "lists itself"),
         ({"inputs": {"zzz": 1}}, "not in its requires"),
-        ({"contracts": "loud"}, "contracts must be one of"),
+        ({"contract_mode": "loud"}, "contract_mode must be one of"),
     ],
 )
 def test_bad_declarations_are_refused(kwargs: dict[str, Any], message: str) -> None:

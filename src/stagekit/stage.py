@@ -76,7 +76,7 @@ class Stage:
     params: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
     inputs: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
     outputs: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
-    contracts: ContractMode | None = None
+    contract_mode: ContractMode | None = None  # the stage's default contract mode; the run's if None
     types: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
     _resolved: Callable[..., Any] | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
@@ -152,7 +152,7 @@ def _fields_of(s: Stage) -> dict[str, Any]:
     return {
         "name": s.name, "func": s.func, "requires": s.requires, "provides": s.provides, "after": s.after,
         "tags": s.tags, "description": s.description, "params": dict(s.params), "inputs": dict(s.inputs),
-        "outputs": dict(s.outputs), "contracts": s.contracts, "types": dict(s.types),
+        "outputs": dict(s.outputs), "contract_mode": s.contract_mode, "types": dict(s.types),
     }
 
 
@@ -201,7 +201,7 @@ def stage(
     requires: Iterable[str] = ..., provides: Iterable[str] = ..., after: Iterable[str] = ...,
     tags: Iterable[str] = ..., description: str | None = ..., params: Mapping[str, Any] | None = ...,
     inputs: Mapping[str, Any] | None = ..., outputs: Mapping[str, Any] | None = ...,
-    contracts: ContractMode | None = ..., types: Mapping[str, Any] | None = ...,
+    contract_mode: ContractMode | None = ..., types: Mapping[str, Any] | None = ...,
 ) -> Stage: ...
 @overload
 def stage(
@@ -209,7 +209,7 @@ def stage(
     requires: Iterable[str] = ..., provides: Iterable[str] = ..., after: Iterable[str] = ...,
     tags: Iterable[str] = ..., description: str | None = ..., params: Mapping[str, Any] | None = ...,
     inputs: Mapping[str, Any] | None = ..., outputs: Mapping[str, Any] | None = ...,
-    contracts: ContractMode | None = ..., types: Mapping[str, Any] | None = ...,
+    contract_mode: ContractMode | None = ..., types: Mapping[str, Any] | None = ...,
 ) -> Callable[[Callable[..., Any]], Stage]: ...
 
 
@@ -226,7 +226,7 @@ def stage(
     params: Mapping[str, Any] | None = None,
     inputs: Mapping[str, Any] | None = None,
     outputs: Mapping[str, Any] | None = None,
-    contracts: ContractMode | None = None,
+    contract_mode: ContractMode | None = None,
     types: Mapping[str, Any] | None = None,
 ) -> Stage | Callable[[Callable[..., Any]], Stage]:
     """Declare a stage, as a decorator or a call.
@@ -239,7 +239,7 @@ def stage(
     options: dict[str, Any] = {
         "name": name, "requires": requires, "provides": provides, "after": after, "tags": tags,
         "description": description, "params": params, "inputs": inputs, "outputs": outputs,
-        "contracts": contracts, "types": types,
+        "contract_mode": contract_mode, "types": types,
     }
     if func is None:
         return lambda f: _make(f, options)
@@ -275,9 +275,10 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
     _keys_within(name, "outputs", outputs, provides, "provides")
     types = _mapping(options["types"])
     _keys_within(name, "types", types, requires + provides, "requires or provides")
-    contracts = options["contracts"]
-    if contracts is not None and contracts not in CONTRACT_MODES:
-        raise StageDefinitionError(f"stage {name!r}: contracts must be one of {CONTRACT_MODES}, not {contracts!r}")
+    contract_mode = options["contract_mode"]
+    if contract_mode is not None and contract_mode not in CONTRACT_MODES:
+        raise StageDefinitionError(
+            f"stage {name!r}: contract_mode must be one of {CONTRACT_MODES}, not {contract_mode!r}")
     if callable(func):
         _check_signature(name, func, list(requires) + list(params))
     description = options["description"]
@@ -285,7 +286,7 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
         description = "" if isinstance(func, str) else _summary(func)
     return Stage(
         name=name, func=func, requires=requires, provides=provides, after=after, tags=tags,
-        description=description, params=params, inputs=inputs, outputs=outputs, contracts=contracts,
+        description=description, params=params, inputs=inputs, outputs=outputs, contract_mode=contract_mode,
         types=types,
     )
 

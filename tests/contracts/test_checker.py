@@ -219,9 +219,9 @@ def test_off_mode_calls_nothing() -> None:
 
 def test_effective_mode_per_stage() -> None:
     declared_off = stage(compute_returns.func, name="declared_off", requires=["prices"],
-                         inputs={"prices": Prices}, contracts="off")
+                         inputs={"prices": Prices}, contract_mode="off")
     declared_warn = stage(compute_returns.func, name="declared_warn", requires=["prices"],
-                          inputs={"prices": Prices}, contracts="warn")
+                          inputs={"prices": Prices}, contract_mode="warn")
     checker = ContractChecker(contracts.stagekit_validate_artifact, mode="strict",
                               stage_modes={"compute_returns": "warn", "declared_warn": "strict"})
     assert checker.mode_for(compute_returns) == "warn"  # the pipeline file's override wins over the run
@@ -333,7 +333,7 @@ def test_same_schema_on_same_object_is_checked_once_across_a_boundary() -> None:
 
 def test_a_cached_failure_still_fails_a_strict_consumer() -> None:
     producer = stage(lambda: None, name="producer", provides=["prices"], outputs={"prices": Prices},
-                     contracts="warn")
+                     contract_mode="warn")
     consumer = stage(lambda prices: None, name="consumer", requires=["prices"], inputs={"prices": Prices})
     validate = CountingValidate()
     checker = ContractChecker(validate)

@@ -55,7 +55,7 @@ class ContractChecker:
 
     ``validate`` is called with keyword arguments ``stage, artifact, value, schema, boundary`` (pass
     ``plugin_manager.hook.stagekit_validate_artifact``). The effective mode of a stage is "off" if the run's
-    mode is "off"; otherwise ``stage_modes[stage.name]`` if given, then ``stage.contracts``, then the run's
+    mode is "off"; otherwise ``stage_modes[stage.name]`` if given, then ``stage.contract_mode``, then the run's
     mode.
     Thread-safe. It pickles without its cache, but only if ``validate`` pickles (a pluggy hook does not):
     executors that run stages in other processes send ``spec`` instead, and the worker builds its own
@@ -96,7 +96,7 @@ class ContractChecker:
         """The contract mode that applies to ``stage`` in this run."""
         if self.mode == "off":
             return "off"
-        return self.stage_modes.get(stage.name) or stage.contracts or self.mode
+        return self.stage_modes.get(stage.name) or stage.contract_mode or self.mode
 
     def check(self, stage: Stage, boundary: str, values: Mapping[str, Any]) -> list[ContractError]:
         """Check ``stage.inputs`` ("input", before it runs) or ``stage.outputs`` ("output", after it runs).
