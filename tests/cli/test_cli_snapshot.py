@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from stagekit.cli import main
-from stagekit.cli.snapshot import _ProgressLine
-from stagekit.snapshots.snapshot import Progress
-from stagekit.snapshots.workspace import ENV_VAR, Workspace
-from store_tools import overwrite_stored, remove_stored
+from stagekit.snapshots.layout import ENV_VAR
+from stagekit.snapshots.workspace import Workspace
+from store_tools import overwrite_stored, stored_at
 
 
 @pytest.fixture
@@ -84,14 +83,13 @@ def test_json_output(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_verify_exits_1_listing_every_problem(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
-    (ws.features_dir / "b.parquet").write_bytes(os.urandom(100_000))  # stored on its own, a.parquet in a pack
     run(capsys, "snapshot", "create", "s", "features")
     snap = ws.snapshot("s")
     for e in snap.files:
         if e.path.endswith("a.parquet"):
             overwrite_stored(ws, e.hash, b"tampered")
         else:
-            remove_stored(ws, e.hash)
+            stored_at(ws, e.hash).unlink()
     code, out, _ = run(capsys, "snapshot", "verify", "s")
     assert code == 1
     lines = out.splitlines()
@@ -155,12 +153,12 @@ def test_existing_name_and_busy_workspace(ws: Workspace, capsys: pytest.CaptureF
 def test_restore_refuses_a_non_empty_target_and_warns_about_hardlinks(
     ws: Workspace, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    (ws.features_dir / "big.bin").write_bytes(os.urandom(100_000))  # stored on its own: linked, not copied
     run(capsys, "snapshot", "create", "s", "features")
     code, _, err = run(capsys, "snapshot", "restore", "s", "--to", str(ws.features_dir))
     assert code == 2 and "exists and is not an empty directory" in err
     code, out, err = run(capsys, "snapshot", "restore", "s", "--to", str(tmp_path / "hl"), "--hardlink")
-    assert code == 0 and "(copy+hardlink, verified)" in out  # small files live in packs: copied
+    assert code == 0 and "(hardlink, verified)" in out
+    assert (tmp_path / "hl" / "features" / "b.parquet").stat().st_nlink == 2  # the file and its stored object
     assert err.startswith("warning: --hardlink") and "corrupts the snapshot" in err
 
 
@@ -176,20 +174,15 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_progress_line_only_on_a_terminal() -> None:
-    stream = _Tty()
-    with _ProgressLine(stream, enabled=True) as progress:
-        assert progress is not None
-        progress(Progress("reading", 1, 3, 10, 30))
-        progress(Progress("reading", 2, 3, 20, 30))  # throttled
-        progress(Progress("reading", 3, 3, 30, 30))  # the last one always shows
-    text = stream.getvalue()
-    assert "reading 1/3 files, 10 B of 30 B" in text and "reading 3/3 files" in text
-    assert "2/3" not in text and text.endswith("\r\x1b[2K")
-    with _ProgressLine(io.StringIO(), enabled=True) as progress:
-        assert progress is None
-    with _ProgressLine(_Tty(), enabled=False) as progress:
-        assert progress is None
+@pytest.mark.parametrize("json_out", [False, True])
+def test_progress_shows_on_a_terminal_unless_json(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], json_out: bool
+) -> None:
+    monkeypatch.setattr(sys, "stderr", _Tty())
+    assert main(["snapshot", "create", "s", "features", *(["--json"] if json_out else [])]) == 0
+    text = sys.stderr.getvalue()  # type: ignore[attr-defined]
+    assert ("reading 2/2 files, 2.0 KiB of 2.0 KiB" in text and text.endswith("\r\x1b[2K")) != json_out
+    assert (text == "") == json_out
 
 
 def test_installed_console_script(ws: Workspace, tmp_path: Path) -> None:

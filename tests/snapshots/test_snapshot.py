@@ -18,23 +18,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stagekit.snapshots import snapshot
-from stagekit.snapshots import store as _store
-from stagekit.snapshots.snapshot import (
+from stagekit.errors import (
     SnapshotCorruptError,
     SnapshotError,
     SnapshotExistsError,
     SnapshotNotFoundError,
+    WorkspaceError,
+    WorkspaceLockedError,
 )
-from stagekit.snapshots.workspace import Workspace, WorkspaceError, WorkspaceLockedError
-from store_tools import (
-    content_count,
-    contents_are_whole,
-    overwrite_stored,
-    remove_stored,
-    stored_at,
-    stored_files,
-)
+from stagekit.snapshots.store import Progress
+from stagekit.snapshots.workspace import Workspace
+from store_tools import contents_are_whole, overwrite_stored, stored_at, stored_files
 
 
 @pytest.fixture
@@ -62,12 +56,12 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 
 def state(ws: Workspace) -> dict[str, list[str]]:
-    """What the store holds: objects, packs, manifests and temporaries."""
+    """What the store holds: objects, manifests and temporaries."""
     return {d: sorted(p.relative_to(ws.state_dir).as_posix() for p in (ws.state_dir / d).rglob("*")
-                      if p.is_file()) for d in ("objects", "packs", "snapshots", "tmp")}
+                      if p.is_file()) for d in ("objects", "snapshots", "tmp")}
 
 
-EMPTY: dict[str, list[str]] = {"objects": [], "packs": [], "snapshots": [], "tmp": []}
+EMPTY: dict[str, list[str]] = {"objects": [], "snapshots": [], "tmp": []}
 
 
 def age(root: Path, seconds: float = 0.25) -> None:
@@ -127,16 +121,18 @@ def test_a_new_snapshot_sees_the_changes_and_the_old_one_does_not(ws: Workspace,
 
 
 @pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The relative paths of the files a snapshot creation actually opens and reads."""
+def reads(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The workspace files (relative paths) that are opened, outside stagekit's own state."""
     seen: list[str] = []
-    real = _store._read_once
+    real = os.open
 
-    def spy(path: str, rel: str, *args: object) -> object:
-        seen.append(rel)
-        return real(path, rel, *args)  # type: ignore[arg-type]
+    def spy(path: str, *args: object, **kwargs: object) -> int:
+        rel = os.path.relpath(path, ws.root)
+        if not rel.startswith((".stagekit", "..")):
+            seen.append(rel)
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_store, "_read_once", spy)
+    monkeypatch.setattr(os, "open", spy)
     return seen
 
 
@@ -150,7 +146,7 @@ def test_resnapshot_reads_only_changed_files_and_stores_nothing_twice(
     first = ws.create_snapshot("a", ["data"])
     assert first.files_read == 21 and first.objects_added == 20  # identical contents are stored once
     stored = stored_files(ws)
-    assert content_count(ws) == 20
+    assert len(stored) == 20
 
     reads.clear()
     second = ws.create_snapshot("b", ["data"])
@@ -207,7 +203,7 @@ def _writer_during_read(
 ) -> list[int]:
     """Append to ``target`` right after each of the snapshot's reads of it gets its first chunk."""
     writes: list[int] = []
-    real = _store._readv
+    real = os.readv
 
     def racing_readv(fd: int, buffers: list[memoryview]) -> int:
         n = real(fd, buffers)
@@ -222,7 +218,7 @@ def _writer_during_read(
                 os.replace(target.parent / "new", target)
         return n
 
-    monkeypatch.setattr(_store, "_readv", racing_readv)
+    monkeypatch.setattr(os, "readv", racing_readv)
     return writes
 
 
@@ -260,15 +256,12 @@ def test_file_that_keeps_changing_is_reported_and_nothing_is_kept(
 
 def test_tampering_with_the_store_is_caught(ws: Workspace, tmp_path: Path) -> None:
     write_features(ws)
-    frame(20_000, 4).to_parquet(ws.features_dir / "labels.parquet")  # big enough to be stored on its own
     snap = ws.create_snapshot("golden", ["features"]).snapshot
     by_path = {e.path: e for e in snap.files}
-    for path in ("features/prices.parquet", "features/labels.parquet"):  # one packed, one a file of its own
-        where = stored_at(ws, by_path[path].hash)[0]
-        assert where.suffix == (".pack" if path.endswith("prices.parquet") else "")
-        assert stat.S_IMODE(where.stat().st_mode) == 0o444  # read-only, which stops no one running as root
+    for p in stored_files(ws):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o444  # read-only, which stops no one running as root
     overwrite_stored(ws, by_path["features/prices.parquet"].hash, b"tampered", at=100)
-    remove_stored(ws, by_path["features/labels.parquet"].hash)
+    stored_at(ws, by_path["features/labels.parquet"].hash).unlink()
 
     report = ws.verify_snapshot("golden")
     assert not report.ok
@@ -339,7 +332,7 @@ def test_full_disk_while_storing_leaves_nothing(ws: Workspace, monkeypatch: pyte
     write_features(ws)
     before = state(ws)
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(_store, "_write", _fail_after(2, full, os.write))
+    monkeypatch.setattr(os, "write", _fail_after(2, full, os.write))
     with pytest.raises(SnapshotError, match="No space left on device") as info:
         ws.create_snapshot("s", ["features"])
     assert info.value.path is not None and info.value.path.startswith("features/")
@@ -348,17 +341,11 @@ def test_full_disk_while_storing_leaves_nothing(ws: Workspace, monkeypatch: pyte
     assert ws.create_snapshot("s", ["features"]).snapshot.file_count == 4  # and the name is still free
 
 
-@pytest.mark.parametrize("fails", ["naming a pack", "naming an index", "naming an object"])
 def test_failure_while_naming_contents_in_the_store_removes_them(
-    ws: Workspace, monkeypatch: pytest.MonkeyPatch, fails: str
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_features(ws)
-    (ws.features_dir / "big.bin").write_bytes(os.urandom(200_000))  # stored as a file of its own
-    full = OSError(errno.ENOSPC, "full")
-    if fails == "naming an index":  # atomic_write_bytes renames with os.replace
-        monkeypatch.setattr(os, "replace", _fail_after(0, full, os.replace))
-    else:  # the pack is renamed first, then the objects
-        monkeypatch.setattr(os, "rename", _fail_after(0 if fails == "naming a pack" else 1, full, os.rename))
+    monkeypatch.setattr(os, "rename", _fail_after(2, OSError(errno.ENOSPC, "full"), os.rename))
     with pytest.raises(SnapshotError, match="full"):
         ws.create_snapshot("s", ["features"])
     monkeypatch.undo()
@@ -367,7 +354,7 @@ def test_failure_while_naming_contents_in_the_store_removes_them(
 
 def test_interrupt_while_hashing_leaves_nothing(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     write_features(ws)
-    monkeypatch.setattr(_store, "_write", _fail_after(1, KeyboardInterrupt(), os.write))
+    monkeypatch.setattr(os, "write", _fail_after(1, KeyboardInterrupt(), os.write))
     with pytest.raises(KeyboardInterrupt):
         ws.create_snapshot("s", ["features"])
     assert state(ws) == EMPTY
@@ -379,16 +366,16 @@ def test_killed_creation_leaves_no_snapshot_and_no_partial_object(ws: Workspace,
     file; the next creation sweeps the temporaries and ``gc`` the unreferenced objects."""
     write_features(ws)
     crash = {
-        # die in the middle of copying the second file into the store
-        "storing": "_store._write = lambda fd, data, n=[0]: os._exit(9) if (n.__setitem__(0, n[0] + 1) "
-                   "or n[0] > 1) else os.write(fd, data[: len(data) // 2])",
-        # die after the pack got its name, before its index
-        "naming": "os.replace = lambda a, b: os._exit(9)",
-        # die after the pack and its index got their names, before the manifest
-        "committing": "real = os.replace\nos.replace = lambda a, b, n=[0]: os._exit(9) if "
-                      "(n.__setitem__(0, n[0] + 1) or n[0] > 1) else real(a, b)",
+        # die half-way through writing a file into the store
+        "storing": "write = os.write\nos.write = lambda fd, data, n=[0]: os._exit(9) if (n.__setitem__(0, n[0] + 1) "
+                   "or n[0] > 1) else write(fd, data[: len(data) // 2])",
+        # die after the first object got its name
+        "naming": "rename = os.rename\nos.rename = lambda a, b, n=[0]: os._exit(9) if (n.__setitem__(0, n[0] + 1) "
+                  "or n[0] > 1) else rename(a, b)",
+        # die after every object got its name, before the manifest did
+        "committing": "os.replace = lambda a, b: os._exit(9)",
     }[crash_at]
-    code = f"import os\nfrom stagekit.snapshots import snapshot, store as _store\nfrom stagekit.snapshots.workspace import Workspace\n{crash}\n" \
+    code = f"import os\nfrom stagekit.snapshots.workspace import Workspace\n{crash}\n" \
            f"Workspace({str(ws.root)!r}).create_snapshot('s', ['features'])\n"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 9
     assert ws.snapshots() == []
@@ -398,9 +385,9 @@ def test_killed_creation_leaves_no_snapshot_and_no_partial_object(ws: Workspace,
     ws.create_snapshot("other", ["data"])
     assert state(ws)["tmp"] == []  # swept by the next creation
     removed, freed = ws.gc()  # what the killed creation had stored and nothing refers to
-    assert removed == (4 if crash_at == "committing" else 0)  # a pack without an index holds no content
+    assert removed == {"storing": 0, "naming": 1, "committing": 4}[crash_at]
     assert (freed > 0) == (crash_at != "storing")
-    assert content_count(ws) == 1 and len(state(ws)["packs"]) == 2  # the new snapshot's pack and index
+    assert len(stored_files(ws)) == 1
     ws.create_snapshot("s", ["features"])
     assert ws.verify_snapshot("s").ok
 
@@ -417,16 +404,16 @@ def test_two_processes_creating_at_once_both_succeed_with_wait(ws: Workspace) ->
     for i in range(40):
         (ws.data_dir / f"{i}.bin").write_bytes(os.urandom(50_000))
     code = f"""
-        import sys, time
-        from stagekit.snapshots import store as _store
+        import os, sys, time
         from stagekit.snapshots.workspace import Workspace
         if sys.argv[1] == "slow":  # pause half-way, holding the lock, until the other process is waiting
-            commit = _store.Txn.commit
-            def paused(txn):
-                print("committing", flush=True)
-                time.sleep(1.0)
-                commit(txn)
-            _store.Txn.commit = paused
+            rename = os.rename
+            def paused(a, b, first=[True]):
+                if first.pop() if first else False:
+                    print("committing", flush=True)
+                    time.sleep(1.0)
+                rename(a, b)
+            os.rename = paused
         r = Workspace({str(ws.root)!r}).create_snapshot(sys.argv[1], ["data"], wait=60)
         print(r.snapshot.file_count, r.objects_added)
     """
@@ -438,13 +425,13 @@ def test_two_processes_creating_at_once_both_succeed_with_wait(ws: Workspace) ->
     assert [o[0].strip() for o in outs] == ["40 40", "40 0"]  # "fast" waited, then found every content stored
     assert [s.name for s in ws.snapshots()] == ["fast", "slow"]
     assert ws.verify_snapshot("fast").ok and ws.verify_snapshot("slow").ok
-    assert content_count(ws) == 40 and state(ws)["tmp"] == []
+    assert len(stored_files(ws)) == 40 and state(ws)["tmp"] == []
 
 
 def test_same_name_from_two_processes_one_wins(ws: Workspace) -> None:
     (ws.data_dir / "a").write_bytes(os.urandom(200_000))
     code = f"""
-        from stagekit.snapshots.snapshot import SnapshotExistsError
+        from stagekit.errors import SnapshotExistsError
         from stagekit.snapshots.workspace import Workspace
         try:
             Workspace({str(ws.root)!r}).create_snapshot("same", ["data"], wait=60)
@@ -614,16 +601,18 @@ def test_restore_keeps_modes_and_empty_directories(ws: Workspace, tmp_path: Path
     assert (out / "data" / "run.sh").stat().st_nlink == 1  # a copy, not a link into the store
 
 
-def test_hardlink_restore_is_fast_but_unsafe_against_in_place_writers(ws: Workspace, tmp_path: Path) -> None:
-    frame(20_000).to_parquet(ws.features_dir / "f.parquet")  # big enough to be stored on its own
+def test_hardlink_restore_links_every_file_and_is_unsafe_against_in_place_writers(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    write_features(ws)
+    (ws.features_dir / "tiny.txt").write_text("t")
     snap = ws.create_snapshot("s", ["features"]).snapshot
     result = ws.restore_snapshot("s", tmp_path / "out", hardlink=True)
     assert result.method == "hardlink"
-    restored = result.path / "features" / "f.parquet"
-    stored = ws.objects_dir / snap.files[0].hash[:2] / snap.files[0].hash
-    assert os.path.samefile(restored, stored)
-    frame(5).to_parquet(restored)  # the documented hazard: the store's copy changes too...
-    assert [p.kind for p in ws.verify_snapshot("s").problems] == ["changed"]  # ...and verify says so
+    for e in snap.files:  # small or big, every file is a link to its stored object
+        assert os.path.samefile(result.path / e.path, stored_at(ws, e.hash))
+    frame(5).to_parquet(result.path / "features" / "prices.parquet")  # the hazard: the store changes too...
+    assert [p.path for p in ws.verify_snapshot("s").problems] == ["features/prices.parquet"]  # ...verify says so
 
 
 def test_delete_collects_only_unshared_objects(ws: Workspace) -> None:
@@ -650,9 +639,12 @@ def test_damaged_manifest_is_named_and_gc_removes_nothing(ws: Workspace) -> None
     (ws.snapshots_dir / "bad.json").write_text("{not json")
     with pytest.raises(SnapshotError, match=r"manifest .*bad\.json' is damaged"):
         ws.snapshots()
-    with pytest.raises(SnapshotError, match="damaged"):
-        ws.delete_snapshot("good")
-    assert content_count(ws) == 1
+    for collect in (lambda: ws.delete_snapshot("good"), ws.gc):
+        with pytest.raises(SnapshotError, match="damaged"):
+            collect()
+    assert len(stored_files(ws)) == 1 and ws.verify_snapshot("good").ok
+    ws.delete_snapshot("bad")  # a damaged snapshot can still be deleted
+    assert [s.name for s in ws.snapshots()] == ["good"]
 
 
 _DIGEST = "0" * 64
@@ -663,9 +655,12 @@ _DIGEST = "0" * 64
     [{"path": "/etc/escape", "type": "file", "size": 1, "hash": _DIGEST, "mode": "0644"}],
     [{"path": "data/./a", "type": "file", "size": 1, "hash": _DIGEST, "mode": "0644"}],
     [{"path": "data/a", "type": "file", "size": 1, "hash": "../../../../etc/passwd", "mode": "0644"}],
+    [{"path": "data//a", "type": "file", "size": 1, "hash": _DIGEST, "mode": "0644"}],
     [{"path": "data/link", "type": "symlink", "target": "/tmp"},
      {"path": "data/link/planted", "type": "file", "size": 1, "hash": _DIGEST, "mode": "0644"}],
-], ids=["dotdot", "absolute", "dot", "hash", "through-link"])
+    [{"path": "data/a", "type": "file", "size": 1, "hash": _DIGEST, "mode": "0644"},
+     {"path": "data/a", "type": "symlink", "target": "/tmp"}],
+], ids=["dotdot", "absolute", "dot", "hash", "empty-part", "through-link", "twice"])
 def test_tampered_manifest_cannot_make_restore_write_or_read_outside(
     ws: Workspace, tmp_path: Path, entries: list[dict[str, object]]
 ) -> None:
@@ -707,7 +702,7 @@ def test_overlapping_paths_are_merged(ws: Workspace) -> None:
 def test_progress_is_reported(ws: Workspace) -> None:
     for i in range(600):
         (ws.data_dir / f"{i}").write_bytes(b"x" * i)
-    seen: list[snapshot.Progress] = []
+    seen: list[Progress] = []
     ws.create_snapshot("s", ["data"], progress=seen.append)
     assert seen[-1].done == seen[-1].total == 600 and seen[-1].done_bytes == sum(range(600))
     seen.clear()

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from stagekit.snapshots.snapshot import SnapshotCorruptError, SnapshotNotFoundError
-from stagekit.snapshots.workspace import ENV_VAR, Workspace, WorkspaceError, WorkspaceLockedError
+from stagekit.errors import SnapshotCorruptError, SnapshotNotFoundError, WorkspaceError, WorkspaceLockedError
+from stagekit.snapshots.layout import ENV_VAR
+from stagekit.snapshots.workspace import Workspace
 from store_tools import overwrite_stored
 
 
