@@ -10,11 +10,8 @@ from stagekit.graph.dag import INITIAL, Dag
 
 
 def edges(dag: Dag) -> list[tuple[str, str, str]]:
-    """(from, to, label): artifact edges labelled by artifact, ``after`` edges unlabelled."""
-    out = sorted(((p or "inputs", c, a) for p, c, a in dag.artifact_edges()), key=lambda e: e[2])
-    labelled = {(p if p != "inputs" else INITIAL, c) for p, c, _ in out}
-    out += [(src, dst, "") for src, dst in dag.edges() if (src, dst) not in labelled]
-    return out
+    """The DAG's labelled edges, the initial artifacts drawn as one node named "inputs"."""
+    return [(src or "inputs", dst, label) for src, dst, label in dag.labelled_edges()]
 
 
 def _id(name: str) -> str:

@@ -87,6 +87,14 @@ class Dag:
                     if p != consumer:
                         yield p, consumer, artifact
 
+    def labelled_edges(self) -> list[tuple[str, str, str]]:
+        """Every edge to draw, (from, to, label): artifact edges labelled by artifact (sorted by it, INITIAL
+        as the source of the initial artifacts), then ``after`` edges that carry no artifact, unlabelled."""
+        out = sorted(self.artifact_edges(), key=lambda e: e[2])
+        labelled = {(p, c) for p, c, _ in out}
+        out += [(src, dst, "") for src, dst in self.edges() if (src, dst) not in labelled]
+        return out
+
     def producer_edges(self) -> Iterator[tuple[Stage, Stage, str]]:
         """(producer, consumer, artifact) between stages: what contract compatibility is checked along."""
         stages = self.stages

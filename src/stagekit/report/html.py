@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from stagekit._version import __version__
 from stagekit.atomic import atomic_write_text
-from stagekit.cli.render import edges
 
 if TYPE_CHECKING:
     from stagekit.graph.dag import Dag
@@ -206,7 +205,7 @@ def _layout(dag: Dag) -> _Layout:
     for n in dag.order:
         layers[level[n]].append(n)
     labels: dict[tuple[str, str], list[str]] = {}
-    for src, dst, label in edges(dag):
+    for src, dst, label in dag.labelled_edges():
         if src in dag.stages:  # not the initial artifacts' pseudo-stage
             labels.setdefault((src, dst), []).append(label)
     preds: dict[str, list[str]] = {n: [] for n in dag.order}
