@@ -18,6 +18,13 @@ from stagekit.stage import Stage as Stage
 from stagekit.stage import stage as stage
 
 if TYPE_CHECKING:
+    from stagekit.atomic import atomic_write as atomic_write
+    from stagekit.atomic import atomic_write_bytes as atomic_write_bytes
+    from stagekit.atomic import atomic_write_json as atomic_write_json
+    from stagekit.atomic import atomic_write_parquet as atomic_write_parquet
+    from stagekit.atomic import atomic_write_text as atomic_write_text
+    from stagekit.atomic import fsync_dir as fsync_dir
+    from stagekit.atomic import sync_filesystem as sync_filesystem
     from stagekit.contracts.checker import ContractChecker as ContractChecker
     from stagekit.contracts.checker import checker_for as checker_for
     from stagekit.contracts.checker import resolve_schema as resolve_schema
@@ -69,6 +76,9 @@ if TYPE_CHECKING:
     from stagekit.run.executors.base import DriverMemoryExecutor as DriverMemoryExecutor
     from stagekit.run.executors.base import Executor as Executor
     from stagekit.run.executors.base import run_task as run_task
+    from stagekit.run.executors.process import ProcessExecutor as ProcessExecutor
+    from stagekit.run.executors.sequential import SequentialExecutor as SequentialExecutor
+    from stagekit.run.executors.thread import ThreadExecutor as ThreadExecutor
     from stagekit.snapshots.snapshot import Snapshot as Snapshot
     from stagekit.snapshots.workspace import Workspace as Workspace
 
@@ -96,6 +106,7 @@ __all__ = [
     "PluginConfigError",
     "PluginError",
     "PluginRecord",
+    "ProcessExecutor",
     "Provenance",
     "RegistrationError",
     "Registry",
@@ -103,6 +114,7 @@ __all__ = [
     "RunInterrupted",
     "RunResult",
     "ScaffoldError",
+    "SequentialExecutor",
     "Snapshot",
     "SnapshotCorruptError",
     "SnapshotError",
@@ -114,12 +126,19 @@ __all__ = [
     "StageRecord",
     "StagekitError",
     "Task",
+    "ThreadExecutor",
     "Workspace",
     "WorkspaceError",
     "WorkspaceLockedError",
     "__version__",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_parquet",
+    "atomic_write_text",
     "builtin_merge_table",
     "checker_for",
+    "fsync_dir",
     "hookimpl",
     "hookspec",
     "is_pandera_schema",
@@ -127,11 +146,19 @@ __all__ = [
     "resolve_schema",
     "run_task",
     "stage",
+    "sync_filesystem",
     "validate_with_pandera",
     "values_equal",
 ]
 
 _LAZY = {
+    "atomic_write": "stagekit.atomic",
+    "atomic_write_bytes": "stagekit.atomic",
+    "atomic_write_json": "stagekit.atomic",
+    "atomic_write_parquet": "stagekit.atomic",
+    "atomic_write_text": "stagekit.atomic",
+    "fsync_dir": "stagekit.atomic",
+    "sync_filesystem": "stagekit.atomic",
     "ContractError": "stagekit.errors",
     "ContractModeError": "stagekit.errors",
     "ContractWarning": "stagekit.errors",
@@ -174,6 +201,9 @@ _LAZY = {
     "DriverMemoryExecutor": "stagekit.run.executors.base",
     "Executor": "stagekit.run.executors.base",
     "run_task": "stagekit.run.executors.base",
+    "ProcessExecutor": "stagekit.run.executors.process",
+    "SequentialExecutor": "stagekit.run.executors.sequential",
+    "ThreadExecutor": "stagekit.run.executors.thread",
     "MergeTable": "stagekit.merge.table",
     "builtin_merge_table": "stagekit.merge.builtin",
     "merge_values": "stagekit.merge.builtin",

@@ -20,8 +20,6 @@ from stagekit import (
     stage,
 )
 
-EXECUTORS = ["sequential", "thread", "process"]
-
 
 class Recorder:
     """A lifecycle plugin that records every hook call."""
@@ -72,7 +70,6 @@ def test_run_returns_every_artifact_and_per_stage_records() -> None:
     assert result.stages["stats"].provided == ("mean", "n")
 
 
-@pytest.mark.parametrize("executor", EXECUTORS)
 def test_lifecycle_hooks_fire_in_the_driver_for_every_stage(executor: str) -> None:
     rec = Recorder()
     Pipeline([ss.make, ss.upd_a, ss.upd_b, ss.read_d], host=host_with(rec)).run(executor=executor, workers=2)
@@ -82,7 +79,6 @@ def test_lifecycle_hooks_fire_in_the_driver_for_every_stage(executor: str) -> No
     assert rec.calls[0] == ("before_run", executor) and rec.calls[-1] == ("after_run", "True")
 
 
-@pytest.mark.parametrize("executor", EXECUTORS)
 def test_concurrent_updaters_merge_where_they_join(executor: str) -> None:
     result = Pipeline([ss.make, ss.upd_a, ss.upd_b, ss.read_d]).run(executor=executor, workers=2)
     assert result.artifacts["d"] == {"base": 1, "a": 1, "b": 2}
@@ -100,7 +96,6 @@ def test_a_conflict_names_the_join_artifact_and_branches() -> None:
     assert e.result.outputs["left"] == {"d": {"base": 5}}  # what the branches produced is kept
 
 
-@pytest.mark.parametrize("executor", EXECUTORS)
 def test_a_failing_stage_names_itself_and_keeps_what_was_produced(executor: str) -> None:
     rec = Recorder()
     bad = stage(ss.boom, name="bad", requires=["d"], provides=["x"])
@@ -240,5 +235,5 @@ def test_results_do_not_depend_on_the_executor(stages: list[Stage]) -> None:
 @settings(max_examples=6)  # each example starts a process pool: a few random DAGs, not forty
 @given(mergeable_dags())
 def test_results_do_not_depend_on_the_executor_including_processes(stages: list[Stage]) -> None:
-    results = [Pipeline(stages).run(executor=ex, workers=2).artifacts for ex in EXECUTORS]
+    results = [Pipeline(stages).run(executor=ex, workers=2).artifacts for ex in ("sequential", "thread", "process")]
     assert results[0] == results[1] == results[2]

@@ -5,7 +5,7 @@ Importing this package imports no pandas; the stage functions live in ``stagekit
 
 from __future__ import annotations
 
-from stagekit.frozenmap import FrozenMap
+from stagekit import FrozenMap
 from stagekit_backtest.context import BacktestContext
 from stagekit_backtest.merge import merge_backtest
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stagekit.frozenmap import FrozenMap
+from stagekit import FrozenMap
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stagekit.errors import MergeConflictError
+from stagekit import MergeConflictError
 from stagekit_backtest.context import DATA_FIELDS, BacktestContext, same
 
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stagekit.hookspecs import hookimpl
-from stagekit.stage import Stage, stage
+from stagekit import Stage, hookimpl, stage
 from stagekit_backtest.context import BacktestContext
 from stagekit_backtest.merge import merge_backtest
 

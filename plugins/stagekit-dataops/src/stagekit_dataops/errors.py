@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stagekit.errors import StagekitError
+from stagekit import StagekitError
 
 
 class RawDataError(StagekitError, ValueError):

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from stagekit.hookspecs import hookimpl
-from stagekit.stage import Stage, stage
+from stagekit import Stage, hookimpl, stage
 
 _STAGES = "stagekit_dataops.stages"
 _SCHEMAS = "stagekit_dataops.schemas"

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from stagekit.atomic import atomic_write_bytes, fsync_dir, sync_filesystem
+from stagekit import atomic_write_bytes, fsync_dir, sync_filesystem
 
 FORMATS = ("csv", "parquet")
 START = "2015-01-02"
@@ -108,7 +108,7 @@ def generate_raw_prices(workspace: str, symbols: int = 500, years: float = 10, s
     import json
     import shutil
 
-    from stagekit.atomic import atomic_write_text
+    from stagekit import atomic_write_text
 
     raw = Path(workspace) / "data" / "raw"
     wanted = {"symbols": symbols, "years": years, "seed": seed, "formats": list(FORMATS)}

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from stagekit.frozenmap import FrozenMap
+from stagekit import FrozenMap
 
 
 @attrs.frozen

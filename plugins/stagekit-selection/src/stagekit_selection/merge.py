@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from stagekit.errors import MergeConflictError
+from stagekit import MergeConflictError
 from stagekit_selection.context import AuditEntry, SelectionContext
 
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stagekit.hookspecs import hookimpl
-from stagekit.stage import Stage, stage
+from stagekit import Stage, hookimpl, stage
 from stagekit_selection.context import SelectionContext
 from stagekit_selection.merge import merge_selection
 
