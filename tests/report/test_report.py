@@ -449,14 +449,14 @@ def test_layers_are_ordered_to_avoid_crossings(tmp_path: Path) -> None:
     (1000, 1e6, ["200,000", "400,000", "600,000", "800,000", "1,000,000"]),
 ])
 def test_axis_ticks_are_round_numbers(low: float, high: float, expected: list[str]) -> None:
-    from stagekit.report.html import _nice_ticks
+    from stagekit.report.chart_svg import nice_ticks
 
-    assert _nice_ticks(low, high) == expected
+    assert nice_ticks(low, high) == expected
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0.00042, "0.4 ms"), (0.25, "250 ms"), (3.14159, "3.14 s"),
                                                (125.0, "2 min 5 s")])
 def test_durations_read_naturally(seconds: float, text: str) -> None:
-    from stagekit.report.html import _duration
+    from stagekit.report.format import duration
 
-    assert _duration(seconds) == text
+    assert duration(seconds) == text
