@@ -135,7 +135,7 @@ def make_executor(host: Host, name: str, workers: int | None, options: dict[str,
     if name not in factories:
         raise ExecutorError(
             unknown_name("executor", name, factories) + f"; available: {', '.join(sorted(factories))}"
-            + (" (the 'ray' executor comes with: pip install stagekit-ray)" if name == "ray" else "")
+            + _missing_plugin_hint(host, name)
         )
     if workers is not None and workers < 1:
         raise ExecutorError(f"workers must be at least 1, not {workers}")
@@ -143,3 +143,22 @@ def make_executor(host: Host, name: str, workers: int | None, options: dict[str,
         return factories[name](workers=workers, host=host.spec(), **options)
     except TypeError as exc:
         raise ExecutorError(f"executor {name!r} ({host.registry.executor_origins[name]}): {exc}") from exc
+
+
+# executors that plugins we know of provide: named only in a hint, and only where that plugin is really missing
+_KNOWN_EXECUTOR_PLUGINS = {"ray": "stagekit-ray"}
+
+
+def _missing_plugin_hint(host: Host, executor: str) -> str:
+    distribution = _KNOWN_EXECUTOR_PLUGINS.get(executor)
+    if distribution is None:
+        return ""
+    from stagekit.plugins.discovery import normalize
+
+    found = [r for r in host.records if normalize(r.distribution or "") == distribution]
+    if not found:
+        return f" (the {executor!r} executor comes with: pip install {distribution})"
+    rec = found[0]
+    why = f": {rec.error}" if rec.error else ""
+    return (f" ({distribution} {rec.version or ''} is installed, but its plugin {rec.name!r} is "
+            f"{rec.status}{why})").replace("  ", " ")

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -352,7 +353,9 @@ def test_run_prints_a_table_without_json(capsys: pytest.CaptureFixture[str], pro
 
 @pytest.mark.parametrize(("args", "fragments"), [
     (("--executor", "warp"), ["unknown executor 'warp'", "available: process, sequential, thread"]),
-    (("--executor", "ray"), ["unknown executor 'ray'", "pip install stagekit-ray"]),
+    # the hint names the plugin only where it is really missing; installed but not loaded, it says why
+    (("--executor", "ray"), ["unknown executor 'ray'", "pip install stagekit-ray" if find_spec("stagekit_ray") is None
+                             else "stagekit-ray 0.1.0 is installed, but its plugin 'ray' is disabled"]),
     (("--workers", "-1"), ["workers must be at least 1"]),
     (("--workers", "0"), ["workers must be at least 1"]),
 ])
