@@ -185,13 +185,13 @@ def noop(**artifacts: Any) -> int:
 
 
 def chain(n: int) -> list[Any]:
-    from stagekit.stage import stage
+    from stagekit import stage
 
     return [stage(noop, name=f"s{i}", requires=[f"a{i}"], provides=[f"a{i + 1}"]) for i in range(n)]
 
 
 def fan(n: int) -> list[Any]:
-    from stagekit.stage import stage
+    from stagekit import stage
 
     return [stage(noop, name=f"s{i}", requires=["a0"], provides=[f"b{i}"]) for i in range(n)]
 
@@ -210,8 +210,7 @@ def overhead(stages: int) -> None:
     import stagekit_ray.plugin
     from stagekit_ray.cluster import open_session
 
-    from stagekit.pipeline import Pipeline
-    from stagekit.plugins.host import Host
+    from stagekit import Host, Pipeline
 
     host = Host(plugins=[stagekit_ray.plugin], autoload=False, env={})
 
@@ -219,7 +218,7 @@ def overhead(stages: int) -> None:
         return Pipeline(built, host=host).run({"a0": 0}, executor=executor)  # the cluster has 2 CPUs
 
     cold = timed(lambda: run(chain(1), "ray"), repeat=2)  # starts a local cluster, runs, stops it
-    assert not ray.is_initialized()
+    assert not ray.is_initialized()  # the executor's shutdown stopped it
     session = open_session(num_cpus=2)
     try:
         run(chain(1), "ray")  # workers started, functions exported

@@ -105,3 +105,18 @@ def returns_with_ray_data(parquet_dir: str) -> pd.DataFrame:
     from stagekit_ray.data import read_returns_matrix
 
     return read_returns_matrix(parquet_dir)
+
+
+# --- contracts on pandas artifacts (checked in the worker, warnings reported by the driver) ----------------
+
+NonNegative = pa.DataFrameSchema({"a": pa.Column(float, pa.Check.ge(0))}, name="non-negative a")
+
+
+@stage(requires=["n"], provides=["prices"], outputs={"prices": NonNegative})
+def make_negative_prices(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"a": [-1.0 - i for i in range(n)], "b": [2.0 * i for i in range(n)]})
+
+
+@stage(requires=["prices"], provides=["stats"], inputs={"prices": NonNegative})
+def checked_stats(prices: pd.DataFrame) -> dict[str, Any]:
+    return {"rows": len(prices)}

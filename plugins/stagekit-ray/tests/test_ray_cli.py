@@ -1,5 +1,5 @@
-"""The pipeline-file and CLI path, the cluster life cycle, and what the plugin never does (import Ray early,
-write outside the temporary directory, leave a cluster running)."""
+"""The pipeline-file and CLI path, the cluster life cycle (also of a run in code), and what the plugin never
+does (import Ray early, write outside the temporary directory, leave a cluster running)."""
 
 from __future__ import annotations
 
@@ -145,6 +145,38 @@ def test_ctrl_c_stops_the_run_promptly_and_the_cluster_with_it(tmp_path: Path) -
         assert time.monotonic() - interrupted < 30
         assert processes_mentioning(tmp) == []
         assert list(home.iterdir()) == [] and os.listdir(tmp) == []
+
+
+IN_CODE = """
+import ray, ray_stages as rs, stagekit_ray.plugin
+from stagekit import Host, Pipeline
+
+stages = [rs.make_prices, rs.base_stats, rs.add_mean, rs.add_max, rs.report]
+pipeline = Pipeline(stages, host=Host(plugins=[stagekit_ray.plugin], autoload=False, env={}))
+for fetch in (True, False):
+    result = pipeline.run({"n": 5}, executor="ray", workers=1, executor_options={"fetch_outputs": fetch})
+    assert not ray.is_initialized(), "the run's own cluster is still up"
+    refs = [isinstance(v, ray.ObjectRef) for outs in result.outputs.values() for v in outs.values()]
+    assert refs == [not fetch] * 5, refs
+    assert result.artifacts["stats"] == {"rows": 5, "mean_a": 2.0, "max_b": 8.0}
+    if fetch:
+        assert len(result.outputs["make_prices"]["prices"]) == 5
+        assert result.outputs["add_max"]["stats"]["max_b"] == 8.0
+print("DONE")
+"""
+
+
+def test_a_run_in_code_with_its_own_cluster_fetches_the_outputs_then_stops_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    with tempfile.TemporaryDirectory(prefix="skt") as tmp:
+        env = clean_env(Path(__file__).parent, HOME=str(home), TMPDIR=tmp)  # ray_stages is found there
+        done = subprocess.run([sys.executable, "-c", IN_CODE], capture_output=True, text=True, env=env,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "DONE" in done.stdout
+        assert processes_mentioning(tmp) == [] and os.listdir(tmp) == []
+        assert list(home.iterdir()) == []
 
 
 def processes_mentioning(text: str) -> list[str]:

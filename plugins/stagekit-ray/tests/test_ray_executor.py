@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -11,10 +13,18 @@ import pytest
 import ray_stages as rs
 import stagekit_ray.plugin
 
-from stagekit import Host, Pipeline
-from stagekit.errors import ExecutorError, MergeConflictError, StageError
-from stagekit.hookspecs import hookimpl
-from stagekit.run.executors.base import Task
+from stagekit import (
+    ContractSpec,
+    ContractWarning,
+    ExecutorError,
+    Host,
+    MergeConflictError,
+    Pipeline,
+    StageError,
+    Task,
+    hookimpl,
+    stage,
+)
 
 pytestmark = pytest.mark.ray
 
@@ -89,7 +99,7 @@ def test_stages_run_in_ray_workers_and_outputs_stay_in_the_object_store(ray_clus
     assert ex.materialize(home.outputs["home"]) == os.environ.get("HOME")
     assert len(ex.materialize(made.outputs["prices"])) == 3
     ex.shutdown(cancel=False)
-    ex.close()
+    ex.shutdown(cancel=False)  # idempotent
     assert ray.is_initialized()  # the session was the test's: left running
 
 
@@ -122,8 +132,6 @@ def test_a_worker_that_dies_fails_the_run_naming_the_stage(ray_cluster: Any) -> 
 
 
 def test_an_artifact_ray_cannot_store_is_reported_by_stage_and_artifact(ray_cluster: Any) -> None:
-    from stagekit.stage import stage
-
     consume = stage(lambda lock: 1, name="consume", requires=["lock"], provides=["one"])
     with pytest.raises(ExecutorError, match=r"stage 'consume' requires artifact 'lock'"):
         Pipeline([consume], host=host()).run({"lock": threading.Lock()}, executor="ray")
@@ -137,3 +145,70 @@ def test_the_workers_limit_caps_the_stages_in_flight(ray_cluster: Any) -> None:
 def test_an_unknown_executor_option_names_the_executor(ray_cluster: Any) -> None:
     with pytest.raises(ExecutorError, match=r"executor 'ray'.*unexpected keyword argument 'adress'"):
         run(JOIN, "ray", executor_options={"adress": "auto"})
+
+
+def test_fetch_outputs_brings_the_outputs_back_or_leaves_the_references(ray_cluster: Any) -> None:
+    import ray
+
+    fetched = run(JOIN, "ray")
+    values = [v for outs in fetched.outputs.values() for v in outs.values()]
+    assert values and not any(isinstance(v, ray.ObjectRef) for v in values)
+    kept = run(JOIN, "ray", executor_options={"fetch_outputs": False})
+    assert kept.outputs.keys() == fetched.outputs.keys()
+    refs = kept.outputs["add_mean"]["stats"]
+    assert isinstance(refs, ray.ObjectRef) and ray.get(refs) == fetched.outputs["add_mean"]["stats"]
+    assert all(isinstance(v, ray.ObjectRef) for outs in kept.outputs.values() for v in outs.values())
+    assert kept.artifacts["stats"] == fetched.artifacts["stats"]  # the final artifacts always come back
+
+
+def test_collect_outputs_fetches_references_in_one_batch_and_keeps_driver_values(ray_cluster: Any) -> None:
+    import ray
+
+    ex = stagekit_ray.plugin.make_executor(workers=2, host=host().spec())
+    outputs = {"a": {"x": ray.put([1, 2]), "y": "here"}, "b": {"z": ray.put(3)}}
+    got = ex.collect_outputs(outputs)
+    assert got == {"a": {"x": [1, 2], "y": "here"}, "b": {"z": 3}}
+    assert isinstance(outputs["a"]["x"], ray.ObjectRef)  # what it was given is left as it was
+    ex.shutdown(cancel=False)
+    lazy = stagekit_ray.plugin.make_executor(workers=2, host=host().spec(), fetch_outputs=False)
+    assert lazy.collect_outputs(outputs) is outputs
+    lazy.shutdown(cancel=False)
+
+
+def contract_warnings(caught: list[warnings.WarningMessage]) -> list[tuple[str, str, str]]:
+    """(stage, boundary, artifact) of each ContractWarning issued, in order."""
+    found = []
+    for w in caught:
+        if issubclass(w.category, ContractWarning):
+            where = re.match(r"stage '(\w+)' (input|output) '(\w+)'", str(w.message))
+            assert where is not None, str(w.message)
+            found.append(where.groups())
+    return found
+
+
+def test_warn_mode_reports_each_broken_contract_once_as_under_sequential(ray_cluster: Any) -> None:
+    stages = [rs.make_negative_prices, rs.checked_stats]
+    reported = {}
+    for executor in ("sequential", "ray"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run(stages, executor, contracts="warn")
+        assert result.ok and result.artifacts["stats"] == {"rows": 50}
+        assert len(result.stages["make_negative_prices"].warnings) == 1
+        assert len(result.stages["checked_stats"].warnings) == 1
+        reported[executor] = contract_warnings(caught)
+    assert sorted(reported["ray"]) == [("checked_stats", "input", "prices"),
+                                       ("make_negative_prices", "output", "prices")]
+    assert sorted(reported["ray"]) == sorted(reported["sequential"])
+
+
+def test_the_worker_leaves_contract_warnings_to_the_driver() -> None:
+    from stagekit_ray import worker
+
+    spec = ContractSpec(host().spec(), "warn")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status, prices = worker.run_stage(rs.make_negative_prices, None, {}, spec, ("n",), 3)
+    assert contract_warnings(caught) == []  # nothing issued where the stage ran
+    assert status.error is None and len(prices) == 3
+    assert len(status.warnings) == 1 and "make_negative_prices" in status.warnings[0]  # sent back instead

@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from stagekit.errors import ExecutorError
+from stagekit import ExecutorError
 
 ADDRESS_VARIABLES = ("STAGEKIT_RAY_ADDRESS", "RAY_ADDRESS")
 _AUTH_MODE, _AUTH_TOKEN, _AUTH_TOKEN_PATH = "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"
@@ -52,6 +52,7 @@ class Session:
             if self.closed:
                 return
             self.closed = True
+        atexit.unregister(self.close)  # registered for a local cluster: done now
         if self.owned is not None:
             import ray
 

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from stagekit.errors import ExecutorError
+from stagekit import ExecutorError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -3,7 +3,7 @@
 A Dataset is lazy: when a stage returns one, no row exists yet to check. Under the Ray executor the check
 becomes part of the dataset instead: the validator answers True at once, and the artifact that flows on is
 ``ds.map_batches(check)``, so every batch is checked as the data streams, wherever and whenever it is
-consumed. A batch that breaks the contract fails with a :class:`~stagekit.errors.ContractError` naming the
+consumed. A batch that breaks the contract fails with a :class:`~stagekit.ContractError` naming the
 stage, the artifact and that batch's failures (under the "warn" contract mode it warns instead).
 
 The validator hook cannot hand back a replacement value, so the Ray executor's worker collects the
@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stagekit.errors import ContractError
+from stagekit import ContractError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from stagekit.stage import Stage
+    from stagekit import ContractChecker, Stage
 
 __all__ = ["BatchCheck", "is_dataset", "lazy_checks", "validate_dataset"]
 
@@ -43,15 +43,13 @@ _LAZY: contextvars.ContextVar[_Lazy | None] = contextvars.ContextVar("stagekit_r
 
 
 @contextlib.contextmanager
-def lazy_checks(checker: Any, stage: Stage, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def lazy_checks(checker: ContractChecker | None, stage: Stage, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """While a stage runs, check its datasets lazily; yields the output datasets replacing the originals."""
     replaced: dict[str, Any] = {}
     if checker is None:
         yield replaced
         return
-    mode_for = getattr(checker, "mode_for", None)
-    mode = mode_for(stage) if mode_for is not None else "strict"
-    token = _LAZY.set(_Lazy(mode, kwargs, replaced))
+    token = _LAZY.set(_Lazy(checker.mode_for(stage), kwargs, replaced))
     try:
         yield replaced
     finally:
@@ -71,7 +69,7 @@ def validate_dataset(
     stage: Stage, artifact: str, value: Any, schema: Any, boundary: str
 ) -> ContractError | bool | None:
     """The validator for a Dataset against a pandera schema (None for anything else)."""
-    from stagekit.contracts.checker import is_pandera_schema
+    from stagekit import is_pandera_schema
 
     if not is_dataset(value) or not is_pandera_schema(schema):
         return None
@@ -100,11 +98,10 @@ class BatchCheck:
 
     def failure(self, batch: pa.Table) -> ContractError | None:
         """The batch's failures, or None. pandas-flavoured schemas see the batch as a DataFrame."""
-        from stagekit.contracts.checker import stagekit_validate_artifact as validate_with_pandera
+        from stagekit import validate_with_pandera
 
         value = batch if _checks_arrow(self.schema) else batch.to_pandas()
-        outcome = validate_with_pandera(stage=self.stage, artifact=self.artifact, value=value,
-                                        schema=self.schema, boundary=self.boundary)
+        outcome = validate_with_pandera(self.stage, self.artifact, value, self.schema, self.boundary)
         return outcome if isinstance(outcome, ContractError) else None
 
     def check_all(self, dataset: Any) -> ContractError | bool:
@@ -126,7 +123,7 @@ def check_batch(spec: BatchCheck, mode: str, batch: pa.Table) -> pa.Table:
         return batch
     error = in_batch(error, f"a batch of {batch.num_rows} rows of the Ray Dataset, checked as it streamed")
     if mode == "warn":
-        from stagekit.contracts.checker import ContractWarning
+        from stagekit import ContractWarning
 
         warnings.warn(ContractWarning(str(error)), stacklevel=2)
         return batch

@@ -4,7 +4,9 @@ A stage's outputs come back as object references (``Outcome.outputs`` holds ``ra
 stage gets them as arguments, one per artifact, so Ray resolves them in the worker and the data never
 passes through the driver. Only a small status (duration, error, warnings) is fetched per stage. Merges
 where branches join run as Ray tasks too. Values reach the driver only through :meth:`materialize` (the
-run's final artifacts) and, at the end of the run, the per-stage outputs of the result (``fetch_outputs``).
+run's final artifacts) and :meth:`collect_outputs` (the result's per-stage outputs, fetched in one batch at
+the end of the run, unless ``fetch_outputs`` is false). :meth:`shutdown`, which the runner calls once the
+result is built, releases the Ray session (a weakref finalizer does it too, if ``shutdown`` never comes).
 
 Options (the pipeline file's ``[executor_options]``): ``address`` (else ``STAGEKIT_RAY_ADDRESS``, else
 ``RAY_ADDRESS``, else a local cluster of ``num_cpus`` or ``workers`` CPUs), ``runtime_env``,
@@ -23,9 +25,8 @@ from typing import Any
 import ray
 from ray.exceptions import RayError, RayTaskError
 
-from stagekit.errors import ExecutorError
-from stagekit.run.executors.base import Outcome, Task
-from stagekit_ray import _pending, worker
+from stagekit import ContractSpec, ExecutorError, Outcome, Task
+from stagekit_ray import worker
 from stagekit_ray.cluster import Session, open_session
 
 _SCALARS = (int, float, str, bool, bytes, type(None))
@@ -53,7 +54,8 @@ class RayExecutor:
         init_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.workers = workers
-        self.host = host
+        # `host` is accepted as every executor factory's argument: contract settings (with the host spec the
+        # workers rebuild) travel with each task, as its checker's `spec`.
         self.fetch_outputs = fetch_outputs
         self.session: Session = open_session(
             address=address, num_cpus=num_cpus or workers, runtime_env=runtime_env, temp_dir=temp_dir,
@@ -61,7 +63,7 @@ class RayExecutor:
         # A cluster started here has `workers` CPUs, which bounds the stages in flight already (and lets Ray
         # pipeline them); a cluster found running gets the bound here.
         self._cap = workers if self.session.owned != "cluster" else None
-        # the session is released even if no hook ever fires: when this executor is collected, or at exit
+        # the session is released by shutdown(); the safety net: when this executor is collected, or at exit
         self._finalizer = weakref.finalize(self, self.session.close)
         self._task_options = {"max_retries": max_retries, **(task_options or {})}
         self._stage_fn: Any = ray.remote(worker.run_stage)
@@ -117,7 +119,33 @@ class RayExecutor:
             raise error  # a MergeConflictError: the runner names the join, the artifact and the branches
         return merged
 
+    def collect_outputs(self, outputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The result's per-stage outputs: fetched in one batch (``fetch_outputs``), else left as references.
+
+        An output lost with its worker keeps its reference (the others are still fetched).
+        """
+        if not self.fetch_outputs:
+            return outputs
+        collected = {stage: dict(outs) for stage, outs in outputs.items()}
+        slots = [(outs, key) for outs in collected.values()
+                 for key, value in outs.items() if isinstance(value, ray.ObjectRef)]
+        if not slots:
+            return collected
+        try:
+            values = ray.get([outs[key] for outs, key in slots])
+        except RayError:  # one was lost with its worker: fetch one by one, keeping the reference of the lost
+            values = [_fetch(outs[key]) for outs, key in slots]
+        for (outs, key), value in zip(slots, values, strict=True):
+            outs[key] = value
+        return collected
+
     def shutdown(self, *, cancel: bool) -> None:
+        """Cancel what is in flight (``cancel``), then release the Ray session; idempotent.
+
+        The runner calls this after it built the result (final artifacts and outputs are in the driver by
+        then). A session this executor found open is left running; a connection it made is closed, a local
+        cluster it started is stopped.
+        """
         if cancel:
             for ref in self._running:
                 try:
@@ -126,14 +154,6 @@ class RayExecutor:
                     continue
             self._running.clear()
             self._queue.clear()
-        # The runner materializes the final artifacts after this: the session is released once the result
-        # is built (the plugin's stagekit_after_run hook), or when this executor is collected.
-        _pending.defer(self)
-
-    def close(self, result: Any = None) -> None:
-        """Bring ``result.outputs`` back (``fetch_outputs``) and release the Ray session; idempotent."""
-        if self._finalizer.alive and result is not None and self.fetch_outputs:
-            self._fetch_outputs(result)
         self._puts.clear()
         self._merges.clear()
         self._finalizer()
@@ -155,7 +175,7 @@ class RayExecutor:
             options = {**self._task_options, "num_returns": 1 + len(stage.provides),
                        "name": f"stagekit:{stage.name}"}
             refs = self._stage_fn.options(**options).remote(
-                stage, _by_value(stage), params, self._checker_config(task.checker), tuple(names), *values)
+                stage, _by_value(stage), params, _spec(task), tuple(names), *values)
         except ExecutorError as exc:
             self._done.append(Outcome(stage.name, None, exc))
             return
@@ -194,12 +214,6 @@ class RayExecutor:
         self._merges[id(merge)] = (merge, ref)
         return ref
 
-    def _checker_config(self, checker: Any) -> worker.CheckerConfig | None:
-        if checker is None:
-            return None
-        stage_modes = tuple(sorted(getattr(checker, "stage_modes", {}).items()))
-        return (self.host, getattr(checker, "mode", "strict"), stage_modes)
-
     def _collect(self, status_ref: Any) -> Outcome:
         name, provides, outputs = self._running.pop(status_ref)
         try:
@@ -220,25 +234,20 @@ class RayExecutor:
         done, self._done = self._done, []
         return done
 
-    def _fetch_outputs(self, result: Any) -> None:
-        slots = [(outs, key) for outs in getattr(result, "outputs", {}).values()
-                 for key, value in outs.items() if isinstance(value, ray.ObjectRef)]
-        try:
-            values = ray.get([outs[key] for outs, key in slots])
-        except RayError:  # one was lost with its worker: fetch one by one, keeping the reference of the lost
-            values = [self._fetch(outs[key]) for outs, key in slots]
-        for (outs, key), value in zip(slots, values, strict=True):
-            outs[key] = value
-
-    @staticmethod
-    def _fetch(ref: Any) -> Any:
-        try:
-            return ray.get(ref)
-        except RayError:
-            return ref
-
 
 def _by_value(stage: Any) -> Any:
     """The stage's function if it lives in the driver's ``__main__``, which a worker cannot import by name."""
     func = stage.func
     return func if callable(func) and getattr(func, "__module__", "") == "__main__" else None
+
+
+def _spec(task: Task) -> ContractSpec | None:
+    """The run's contract settings, as the worker rebuilds its checker from them (None: no contracts)."""
+    return None if task.checker is None else task.checker.spec
+
+
+def _fetch(ref: Any) -> Any:
+    try:
+        return ray.get(ref)
+    except RayError:
+        return ref

@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from stagekit.hookspecs import hookimpl
+from stagekit import hookimpl
 
 if TYPE_CHECKING:
-    from stagekit.errors import ContractError
-    from stagekit.run.runner import RunInfo, RunResult
-    from stagekit.stage import Stage
+    from stagekit import ContractError, Stage
     from stagekit_ray.executor import RayExecutor
 
 
@@ -42,11 +40,3 @@ def stagekit_validate_artifact(
 
     return validate_dataset(stage, artifact, value, schema, boundary)
 
-
-@hookimpl(tryfirst=True)
-def stagekit_after_run(run: RunInfo, result: RunResult) -> None:
-    """Bring the run's stage outputs back and release the Ray session (the result is built by now)."""
-    from stagekit_ray import _pending
-
-    for executor in _pending.take():
-        executor.close(result)

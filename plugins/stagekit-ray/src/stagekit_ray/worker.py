@@ -2,8 +2,10 @@
 
 A stage task returns ``(status, *outputs)`` as separate objects: the driver fetches only the small
 :class:`Status`, the outputs stay in the object store until a later task or the end of the run needs them.
-Workers rebuild the plugin host (for contract validators) from its entry-point and module names, once per
-worker process, as the process executor does.
+A worker builds its contract checker from the run's :class:`~stagekit.ContractSpec` with
+:func:`stagekit.checker_for`, as the process executor does: once per worker process and spec, from the plugin
+host rebuilt from entry-point and module names, with warnings left to the driver (they travel back in the
+status and the runner issues them once).
 """
 
 from __future__ import annotations
@@ -13,14 +15,7 @@ from typing import Any
 
 import attrs
 
-from stagekit.errors import ContractError, ExecutorError
-from stagekit.run.executors.base import Task, run_task
-from stagekit.stage import Stage
-
-_hosts: dict[Any, Any] = {}
-_checkers: dict[Any, Any] = {}
-
-CheckerConfig = tuple[Any, str, tuple[tuple[str, str], ...]]  # (host spec, mode, per-stage modes)
+from stagekit import ContractError, ContractSpec, Stage, Task, checker_for, run_task
 
 
 @attrs.frozen
@@ -32,9 +27,12 @@ class Status:
     warnings: tuple[str, ...] = ()
 
 
-def run_stage(stage: Stage, func: Any, params: dict[str, Any], config: CheckerConfig | None,
+def run_stage(stage: Stage, func: Any, params: dict[str, Any], contracts: ContractSpec | None,
               names: tuple[str, ...], *values: Any) -> Any:
-    """Run ``stage`` on the artifacts ``values`` (Ray resolved each one: they arrive as values)."""
+    """Run ``stage`` on the artifacts ``values`` (Ray resolved each one: they arrive as values).
+
+    ``contracts`` is the run's contract settings (the driver's ``task.checker.spec``), None without contracts.
+    """
     from stagekit_ray.datasets import lazy_checks
 
     if func is not None:  # a function of the driver's __main__ travels by value
@@ -42,7 +40,7 @@ def run_stage(stage: Stage, func: Any, params: dict[str, Any], config: CheckerCo
     kwargs = dict(zip(names, values, strict=True))
     kwargs.update(params)
     try:
-        checker = _checker(config)
+        checker = None if contracts is None else checker_for(contracts)
     except Exception as exc:
         return _pack(stage, Status(0.0, portable(exc)), {})
     with lazy_checks(checker, stage, kwargs) as replaced:
@@ -65,27 +63,6 @@ def merge_values(merge: Any, base: Any, *branches: Any) -> tuple[BaseException |
         return None, merge(base, list(branches))
     except Exception as exc:
         return portable(exc), None
-
-
-def _checker(config: CheckerConfig | None) -> Any:
-    """The contract checker of this worker, built once per run configuration."""
-    if config is None:
-        return None
-    if config not in _checkers:
-        spec, mode, stage_modes = config
-        if spec is None:
-            raise ExecutorError("contracts need a plugin host in the Ray worker, and the executor got none")
-        if spec not in _hosts:
-            try:
-                _hosts[spec] = spec.build()
-            except Exception as exc:
-                raise ExecutorError(f"a Ray worker cannot rebuild the plugin host (for contract validators) "
-                                    f"from {spec}: {type(exc).__name__}: {exc}") from exc
-        from stagekit.contracts.checker import ContractChecker
-
-        validate = _hosts[spec].hook.stagekit_validate_artifact
-        _checkers[config] = ContractChecker(validate, mode, dict(stage_modes))
-    return _checkers[config]
 
 
 def unwrap(exc: BaseException) -> BaseException:
