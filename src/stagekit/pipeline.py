@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 class Pipeline:
     """A selection of stages. ``Pipeline(stages).run(artifacts={...})`` runs them.
 
-    Without a ``host`` the pipeline uses one of its own holding only stagekit's built-in plugins (no entry
-    points), so a pipeline built in code never picks up whatever happens to be installed.
+    Without a ``host`` it runs with the installed plugins (:meth:`Host.installed`, shared by the process), as
+    ``stagekit run`` does: a plugin's merge, executor or validator applies however the pipeline is started.
+    ``host=Host.isolated(...)`` runs with exactly the plugins given.
     """
 
     def __init__(self, stages: Iterable[Stage], *, host: Host | None = None) -> None:
@@ -50,14 +51,12 @@ class Pipeline:
         if self._host is None:
             from stagekit.plugins.host import Host
 
-            self._host = Host(autoload=False, env={})
+            self._host = Host.installed()
         return self._host
 
     @property
     def origins(self) -> dict[str, Provenance]:
-        registry = self._host.registry if self._host is not None else None
-        if registry is None:
-            return {}
+        registry = self.host.registry
         return {s.name: registry.stage_origins[s.name] for s in self.stages if s.name in registry.stage_origins}
 
     def dag(self, initial: Iterable[str] = ()) -> Dag:

@@ -28,7 +28,7 @@ from stagekit.stage import Stage
 
 def isolated_host(*plugins: object, builtins: bool = True) -> Host:
     """A host with the built-ins and exactly ``plugins``: no entry points, no environment controls."""
-    return Host(plugins=plugins, autoload=False, env={}, strict=True, builtins=builtins)
+    return Host.isolated(*plugins, builtins=builtins)
 
 
 def registrations(plugin: object, name: str = "plugin") -> Registry:

@@ -197,14 +197,20 @@ def test_plugins_json(capsys: pytest.CaptureFixture[str], project: Path) -> None
     code, out, err = cli(capsys, "plugins", "--json")
     assert (code, err) == (0, "")
     records = json.loads(out)
-    assert all(set(r) == {"name", "distribution", "version", "status", "error", "stages", "entry_point",
-                          "shadowed", "note"} for r in records)
+    assert all(set(r) == {"name", "distribution", "version", "status", "error", "stages", "registered",
+                          "entry_point", "shadowed", "note"} for r in records)
     mine = next(r for r in records if r["name"] == "clifix")
     assert mine == {"name": "clifix", "distribution": "skt-cli-fixture", "version": "0.1.0",
                     "status": "loaded", "error": None, "entry_point": PLUGIN_MODULE, "shadowed": [], "note": None,
-                    "stages": ["make_prices", "returns", "stats", "explode"]}
+                    "stages": ["make_prices", "returns", "stats", "explode"],
+                    "registered": {"stages": ["make_prices", "returns", "stats", "explode"]}}
     builtins = [r for r in records if r["distribution"] == "stagekit"]
     assert builtins and {r["status"] for r in builtins} == {"loaded"}
+    assert {r["name"]: r["registered"] for r in builtins} == {
+        "stagekit.executors": {"executors": ["sequential", "thread", "process"]},
+        "stagekit.merges": {"merges": ["collections.abc.Mapping", "collections.abc.Set", "pandas.DataFrame",
+                                       "pyarrow.lib.Table", "builtins.object"]},
+        "stagekit.contracts": {"validators": ["stagekit_check_compatible", "stagekit_validate_artifact"]}}
     # everything else installed in this environment was found but not loaded (the allow list)
     assert {r["status"] for r in records if r not in builtins and r is not mine} <= {"disabled"}
 

@@ -98,10 +98,10 @@ def test_the_plugins_table_is_readable(fresh: FreshEnv) -> None:
     proc = fresh.stagekit("plugins", plugins=["broken"])
     assert proc.returncode == 0, proc.stderr
     header, rule, *rows = proc.stdout.splitlines()
-    assert header.split() == ["plugin", "distribution", "version", "status", "stages", "note"]
+    assert header.split() == ["plugin", "distribution", "version", "status", "registered", "note"]
     assert set(rule) <= {"-", " "}
     row = {line.split()[0]: line for line in rows}
-    assert row["alpha"].split()[:5] == ["alpha", "stagekit-itest-alpha", "0.1.0", "loaded", "3"]
+    assert row["alpha"].split()[:6] == ["alpha", "stagekit-itest-alpha", "0.1.0", "loaded", "3", "stages"]
     assert row["broken"].split()[:4] == ["broken", "stagekit-itest-broken", "0.1.0", "failed"]
     assert "licence key is missing" in row["broken"]
 

@@ -65,10 +65,20 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    rows = [[r["name"], r["distribution"] or "-", r["version"] or "-", r["status"], len(r["stages"]),
+    rows = [[r["name"], r["distribution"] or "-", r["version"] or "-", r["status"], _registered(r["registered"]),
               r["error"] or r["note"] or ""] for r in rows]
-    print(table(["plugin", "distribution", "version", "status", "stages", "note"], rows, rule=True))
+    print(table(["plugin", "distribution", "version", "status", "registered", "note"], rows, rule=True))
     return 0
+
+
+def _registered(found: dict[str, list[str]]) -> str:
+    """"6 stages, 1 merge, 2 validators": what a plugin registered, counted by kind."""
+    parts = []
+    for kind, names in found.items():
+        label = kind if len(names) != 1 else {"stages": "stage", "merges": "merge", "executors": "executor",
+                                               "validators": "validator", "hooks": "hook"}.get(kind, kind)
+        parts.append(f"{len(names)} {label}")
+    return ", ".join(parts) or "-"
 
 
 def cmd_stages(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ process never see each other's plugins.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,6 +22,8 @@ from stagekit import hookspecs
 from stagekit.errors import PluginConfigError, PluginError, RegistrationError
 from stagekit.plugins.discovery import normalize
 from stagekit.plugins.registry import Provenance, Registry
+
+__all__ = ["Host", "HostSpec", "PluginRecord"]
 
 Status = Literal["loaded", "failed", "blocked", "disabled"]
 
@@ -45,6 +48,7 @@ class PluginRecord:
     error: str | None = None
     value: str | None = None  # the entry point's "module:attr"
     stages: list[str] = attrs.field(factory=list)
+    registered: dict[str, list[str]] = attrs.field(factory=dict)  # kind (stages, merges...) -> names
     shadowed: list[str] = attrs.field(factory=list)  # other locations of the same distribution
     note: str | None = None  # something to know that is not a failure (e.g. shadowed copies)
 
@@ -56,6 +60,7 @@ class PluginRecord:
         return {
             "name": self.name, "distribution": self.distribution, "version": self.version,
             "status": self.status, "error": self.error, "stages": list(self.stages),
+            "registered": {kind: list(names) for kind, names in self.registered.items()},
             "entry_point": self.value, "shadowed": list(self.shadowed), "note": self.note,
         }
 
@@ -129,9 +134,23 @@ class Host:
         self.records: list[PluginRecord] = []
         self.conflicts: list[str] = []  # registrations two plugins claimed (see ``registry``)
         self._registry = Registry()
+        self._merges = MergeClaims()
         self._code_plugins = list(plugins)
         self._builtins = builtins
         self._load()
+
+    @classmethod
+    def isolated(cls, *plugins: object, builtins: bool = True, strict: bool = True) -> Host:
+        """A host with stagekit's built-ins and exactly ``plugins`` (modules, objects, or ``(name, plugin)``):
+        no entry points, no environment controls. For apps that embed the core, and for tests."""
+        return cls(plugins=plugins, autoload=False, env={}, strict=strict, builtins=builtins)
+
+    @classmethod
+    def installed(cls) -> Host:
+        """The host of the installed plugins (entry-point group ``stagekit``, honouring the environment's
+        controls), built on first use and shared by the process, as pytest autoloads its plugins. It is what
+        a ``Pipeline`` without a host, a pipeline file loaded from Python and ``stagekit run`` all run with."""
+        return _installed_host()
 
     def spec(self) -> HostSpec:
         """How to rebuild this host in a worker process (plugins passed in code as objects are skipped)."""
@@ -268,6 +287,11 @@ class Host:
                 self._fail(rec, f"registration failed: {detail}", exc)
                 continue
             try:
+                self._merges.extend(staged.merges)  # two merges for one type: the later plugin fails to load
+            except RegistrationError as exc:
+                self._fail(rec, str(exc), exc)
+                continue
+            try:
                 self._registry.extend(staged)
             except RegistrationError as exc:  # two plugins claim one name: both are named
                 self.conflicts.append(str(exc))
@@ -275,6 +299,7 @@ class Host:
                 if self.strict:
                     raise
             rec.stages = list(staged.stages)
+            rec.registered = {**staged.summary(), **_hooks_implemented(plugin)}
 
 
 def _given(plugin: object) -> Callable[[], object]:
@@ -295,6 +320,18 @@ def _plugin_name(plugin: object) -> str:
         return plugin.__name__
     name = getattr(plugin, "__name__", None) or type(plugin).__name__
     return str(name)
+
+
+_CONTRACT_HOOKS = ("stagekit_validate_artifact", "stagekit_check_compatible")
+
+
+def _hooks_implemented(plugin: object) -> dict[str, list[str]]:
+    """The validator hooks and the lifecycle hooks a plugin implements (registration hooks are listed by what
+    they registered)."""
+    names = [n for n in _hook_names(plugin) if n in HOOK_NAMES and n not in _REGISTRATION_HOOKS]
+    found = {"validators": [n for n in names if n in _CONTRACT_HOOKS],
+             "hooks": [n for n in names if n not in _CONTRACT_HOOKS]}
+    return {kind: hooks for kind, hooks in found.items() if hooks}
 
 
 def _hook_names(plugin: object) -> list[str]:
@@ -322,4 +359,27 @@ def _version_refusal(rec: PluginRecord) -> str | None:
     return f"requires stagekit{spec}, but this is stagekit {ours}"
 
 
-__all__ = ["Host", "PluginRecord", "RegistrationError"]
+
+
+class MergeClaims:
+    """The merges claimed so far while plugins load: a second claim on one type fails the later plugin."""
+
+    def __init__(self) -> None:
+        from stagekit.merge.table import MergeTable
+
+        self._table = MergeTable()
+
+    def extend(self, merges: Sequence[tuple[type | str, Callable[[Any, list[Any]], Any], Provenance]]) -> None:
+        from stagekit.merge.table import MergeTable
+
+        trial = MergeTable()
+        for reg in self._table.registrations():
+            trial.add(reg.value_type, reg.merge, reg.origin)
+        for value_type, merge, origin in merges:  # all or nothing: a plugin's merges are admitted together
+            trial.add(value_type, merge, str(origin))
+        self._table = trial
+
+
+@functools.cache
+def _installed_host() -> Host:
+    return Host()

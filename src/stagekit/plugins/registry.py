@@ -97,6 +97,12 @@ class Registry:
 
     # --- reading --------------------------------------------------------------------------------------
 
+    def summary(self) -> dict[str, list[str]]:
+        """What is registered, by kind: stage names, merged type names, executor names (for listings)."""
+        found = {"stages": list(self.stages), "merges": [_type_label(t) for t, _, _ in self.merges],
+                 "executors": list(self.executors)}
+        return {kind: names for kind, names in found.items() if names}
+
     @property
     def merge_table(self) -> MergeTable:
         """The merges as one dispatch table; building it reports two claims on one type."""
@@ -117,3 +123,7 @@ class Registry:
             return self.stages[name]
         except KeyError:
             raise PipelineError(unknown_name("stage", name, self.stages)) from None
+
+
+def _type_label(value_type: type | str) -> str:
+    return value_type if isinstance(value_type, str) else f"{value_type.__module__}.{value_type.__qualname__}"
