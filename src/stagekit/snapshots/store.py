@@ -31,6 +31,9 @@ RETRIES = 3  # reads of a file that changes while it is read
 _BUF = 1 << 20  # read size: a file up to this size is read in one call, hashed, and written only if new
 _BATCH_FILES, _BATCH_BYTES = 256, 32 << 20  # work per thread-pool task
 WORKERS = min(4, os.cpu_count() or 1)
+# Hashing files smaller than this on average is mostly Python work per file, on which threads contend for
+# the GIL: one thread verified 10,000 files of 4 KiB faster than two (measured on 2 CPUs).
+_SMALL_FILES = 256 << 10
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -53,8 +56,8 @@ ProgressFn = Callable[[Progress], None]
 
 
 def in_threads(work: Callable[[list[_T]], list[_R]], items: Sequence[_T], size_of: Callable[[_T], int],
-               phase: str, progress: ProgressFn | None) -> list[_R]:
-    """``work`` over batches of ``items`` on a thread pool, reporting progress as batches finish."""
+               phase: str, progress: ProgressFn | None, workers: int = WORKERS) -> list[_R]:
+    """``work`` over batches of ``items`` on ``workers`` threads, reporting progress as batches finish."""
     batches: list[list[_T]] = []
     size = _BATCH_BYTES
     for item in items:
@@ -66,7 +69,7 @@ def in_threads(work: Callable[[list[_T]], list[_R]], items: Sequence[_T], size_o
     total, total_bytes = len(items), sum(map(size_of, items))
     results: list[_R] = []
     done = done_bytes = 0
-    with ThreadPoolExecutor(max(1, min(WORKERS, len(batches))), "stagekit-snapshot") as pool:
+    with ThreadPoolExecutor(max(1, min(workers, len(batches))), "stagekit-snapshot") as pool:
         futures = {pool.submit(work, b): b for b in batches}
         try:
             for fut in as_completed(futures):
@@ -119,7 +122,8 @@ def hash_files(jobs: Sequence[tuple[str, int]], phase: str, progress: ProgressFn
         buf = memoryview(bytearray(_BUF))
         return [(path, hash_file(path, size, buf)) for path, size in batch]
 
-    return dict(in_threads(work, jobs, lambda job: job[1], phase, progress))
+    small = sum(size for _, size in jobs) < _SMALL_FILES * len(jobs)
+    return dict(in_threads(work, jobs, lambda job: job[1], phase, progress, 1 if small else WORKERS))
 
 
 class Store:
