@@ -101,20 +101,10 @@ def test_original_bug_cannot_happen(ws: Workspace, tmp_path: Path) -> None:
     assert [(p.kind, p.path) for p in drift.problems] == [
         ("changed", "features/prices.parquet"), ("missing", "features/signals.parquet"),
         ("changed", "features/volumes.parquet")]
-
-
-def test_a_new_snapshot_sees_the_changes_and_the_old_one_does_not(ws: Workspace, tmp_path: Path) -> None:
-    write_features(ws)
-    golden = tree_bytes(ws.features_dir)
-    ws.create_snapshot("v1", ["features"])
-    frame(10, 5).to_parquet(ws.features_dir / "labels.parquet")
-    (ws.features_dir / "prices.parquet").unlink()
-    v2 = ws.create_snapshot("v2", ["features"]).snapshot
-    assert [e.path for e in v2.files] == ["features/labels.parquet", "features/signals.parquet",
-                                          "features/volumes.parquet"]
-    assert tree_bytes(ws.restore_snapshot("v1", tmp_path / "v1").path / "features") == golden
-    assert tree_bytes(ws.restore_snapshot("v2", tmp_path / "v2").path / "features") == tree_bytes(
-        ws.features_dir)
+    later = ws.create_snapshot("later", ["features"]).snapshot  # a new snapshot sees what changed
+    assert tree_bytes(ws.restore_snapshot("later", tmp_path / "later").path / "features") == tree_bytes(
+        ws.features_dir) and [e.path for e in later.files] == ["features/labels.parquet",
+                                                              "features/prices.parquet", "features/volumes.parquet"]
 
 
 # --- cheap when unchanged ------------------------------------------------------------------------------
@@ -315,49 +305,25 @@ def _fail_after(calls: int, exc: BaseException, real: object) -> object:
     return wrapper
 
 
-def test_failed_manifest_rename_leaves_nothing(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("call", "after", "exc", "message"), [
+    ("write", 2, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), r"features/\w+\.parquet could not be stored: "
+                                                                   "No space left on device"),  # storing
+    ("write", 1, KeyboardInterrupt(), None),  # interrupted while storing
+    ("rename", 2, OSError(errno.ENOSPC, "full"), "full"),  # naming the third object
+    ("replace", 0, OSError(errno.EIO, "I/O error"), r"could not create snapshot 's'.*nothing was kept"),  # manifest
+])
+def test_a_failure_at_any_step_leaves_nothing(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, call: str, after: int, exc: BaseException, message: str | None
+) -> None:
     write_features(ws)
     ws.create_snapshot("before", ["features/labels.parquet"])
     before = state(ws)
-    monkeypatch.setattr(os, "replace", _fail_after(0, OSError(errno.EIO, "I/O error"), os.replace))
-    with pytest.raises(SnapshotError, match=r"could not create snapshot 'after'.*nothing was kept"):
-        ws.create_snapshot("after", ["features"])
-    monkeypatch.undo()
-    assert state(ws) == before
-    assert [s.name for s in ws.snapshots()] == ["before"]
-    assert contents_are_whole(ws)
-
-
-def test_full_disk_while_storing_leaves_nothing(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_features(ws)
-    before = state(ws)
-    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(os, "write", _fail_after(2, full, os.write))
-    with pytest.raises(SnapshotError, match="No space left on device") as info:
+    monkeypatch.setattr(os, call, _fail_after(after, exc, getattr(os, call)))
+    with pytest.raises(SnapshotError if isinstance(exc, OSError) else KeyboardInterrupt, match=message):
         ws.create_snapshot("s", ["features"])
-    assert info.value.path is not None and info.value.path.startswith("features/")
     monkeypatch.undo()
-    assert state(ws) == before
+    assert state(ws) == before and contents_are_whole(ws)
     assert ws.create_snapshot("s", ["features"]).snapshot.file_count == 4  # and the name is still free
-
-
-def test_failure_while_naming_contents_in_the_store_removes_them(
-    ws: Workspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    write_features(ws)
-    monkeypatch.setattr(os, "rename", _fail_after(2, OSError(errno.ENOSPC, "full"), os.rename))
-    with pytest.raises(SnapshotError, match="full"):
-        ws.create_snapshot("s", ["features"])
-    monkeypatch.undo()
-    assert state(ws) == EMPTY
-
-
-def test_interrupt_while_hashing_leaves_nothing(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_features(ws)
-    monkeypatch.setattr(os, "write", _fail_after(1, KeyboardInterrupt(), os.write))
-    with pytest.raises(KeyboardInterrupt):
-        ws.create_snapshot("s", ["features"])
-    assert state(ws) == EMPTY
 
 
 @pytest.mark.parametrize("crash_at", ["storing", "naming", "committing"])

@@ -1,18 +1,6 @@
-"""The workspace directory as stagekit lays it out: where everything lives, which paths and names it accepts,
-how it walks the files to snapshot, and its locks. It knows nothing of snapshots; everything above uses it.
-
-Layout (``docs/snapshots.md`` documents it for users)::
-
-    <root>/
-      data/ features/          your inputs
-      runs/<run_id>.json       one record per run
-      .stagekit/               stagekit's own state; never part of a snapshot
-        objects/ab/<sha256>    every file content once, read-only
-        snapshots/<name>.json  one manifest per snapshot
-        checkouts/<name>/      read-only materialised snapshots (+ <name>.stamp.json)
-        cache/stat.json        the stat cache
-        locks/                 write.lock (create, delete), gc.lock, checkout-<name>.lock
-        tmp/                   temporary files of the snapshot being created
+"""The workspace directory as stagekit lays it out (``docs/snapshots.md`` shows it): where everything lives,
+which paths and names it accepts, how it walks the files to snapshot, and its locks. It knows nothing of
+snapshots; everything above uses it.
 """
 
 from __future__ import annotations

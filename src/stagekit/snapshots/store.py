@@ -110,7 +110,7 @@ def hash_file(path: str, size: int, buf: memoryview) -> Hashed:
             h.update(buf[:n])
             total += n
         return h.hexdigest(), total
-    except IsADirectoryError:
+    except (IsADirectoryError, BlockingIOError):  # a directory or FIFO where a file should be
         return "", 0
     finally:
         os.close(fd)
