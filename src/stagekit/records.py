@@ -24,9 +24,29 @@ class RunInfo:
     snapshot: str | None = None
 
 
+@attrs.frozen(slots=True)
+class LogEntry:
+    """One log record a stage emitted, as plain data that travels from any worker: the logger's name, the
+    level (``logging.INFO``...), the message with its arguments applied, when (``time.time()``), and the
+    formatted traceback of a record logged with ``exc_info`` (else None)."""
+
+    logger: str
+    level: int
+    message: str
+    created: float
+    exc_text: str | None = None
+
+    @property
+    def level_name(self) -> str:
+        import logging
+
+        return logging.getLevelName(self.level)
+
+
 @attrs.define
 class StageRecord:
-    """How one stage went: ``status`` is pending, ok, failed or cancelled; ``duration`` in seconds."""
+    """How one stage went: ``status`` is pending, ok, failed or cancelled; ``duration`` in seconds; ``logs``
+    the records its code logged at the run's log level or above, wherever it ran."""
 
     name: str
     plugin: str | None = None
@@ -35,6 +55,7 @@ class StageRecord:
     provided: tuple[str, ...] = ()
     error: BaseException | None = None
     warnings: list[Any] = ()  # type: ignore[assignment]  # a shared empty default: no list per stage
+    logs: list[LogEntry] = ()  # type: ignore[assignment]  # the same
 
 
 @attrs.define
@@ -62,7 +83,8 @@ class RunResult:
             "stages": [
                 {"name": r.name, "plugin": r.plugin, "status": r.status, "duration": round(r.duration, 6),
                  "provided": list(r.provided), "error": None if r.error is None else str(r.error),
-                 "warnings": [str(w) for w in r.warnings]}
+                 "warnings": [str(w) for w in r.warnings],
+                 "logs": [{"level": e.level_name, "logger": e.logger, "message": e.message} for e in r.logs]}
                 for r in self.stages.values()
             ],
         }
@@ -91,19 +113,25 @@ class Checker(Protocol):
 
 @attrs.define(slots=True)
 class Task:
-    """One stage to run: only the artifacts it requires and its params, by keyword, and the run's checker."""
+    """One stage to run: only the artifacts it requires and its params, by keyword, the run's checker, and
+    the level at which the stage's log records are created and kept (None: none are kept)."""
 
     stage: Stage
     kwargs: dict[str, Any]  # the required artifacts and the params, by keyword
     checker: Checker | None = None
+    log_level: int | None = None
 
 
 @attrs.define(slots=True)
 class Outcome:
-    """How a task went: its outputs (None when it failed), the error, its duration, contract warnings."""
+    """How a task went: its outputs (None when it failed), the error, its duration, contract warnings, and
+    the log records the stage emitted. ``forwarded`` is True when those records were captured in another
+    process (a worker), so the driver's handlers have not seen them yet: the runner re-emits them there."""
 
     name: str
     outputs: dict[str, Any] | None  # None when the stage failed
     error: BaseException | None = None
     duration: float = 0.0
     warnings: list[Any] = ()  # type: ignore[assignment]  # shared empty default: no list per stage
+    logs: list[LogEntry] = ()  # type: ignore[assignment]  # the same
+    forwarded: bool = False

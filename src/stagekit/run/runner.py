@@ -22,6 +22,7 @@ from stagekit.graph.dag import INITIAL, Dag
 from stagekit.graph.plan import Merged, Version, VersionPlan, plan_versions
 from stagekit.plugins.registry import Provenance
 from stagekit.records import Checker, Outcome, RunInfo, RunResult, StageRecord, Task
+from stagekit.run import logs
 from stagekit.run.executors.base import Executor
 
 
@@ -34,6 +35,9 @@ class RunOptions:
     params: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     origins: Mapping[str, Provenance] = attrs.field(factory=dict)
     info: RunInfo | None = None
+    # the level at which stages' log records are created and kept ("INFO", 20...); None: the driver root
+    # logger's effective level, i.e. whatever the driver's logging configuration lets through
+    log_level: int | str | None = None
 
 
 class _Run:
@@ -55,6 +59,7 @@ class _Run:
         self.on_error = _caller(hook, "stagekit_on_stage_error")
         self.failure: BaseException | None = None
         self.failed_stage: str | None = None
+        self.log_level = logs.level_number(opts.log_level)
 
     def value(self, artifact: str, version: Version, join: str) -> Any:
         if isinstance(version, str):
@@ -80,7 +85,7 @@ class _Run:
             kwargs.update(self.opts.params.get(name, {}))
         if self.before is not None:
             self.before(run=self.info, stage=stage)
-        self.opts.executor.submit(Task(stage, kwargs, self.opts.checker))
+        self.opts.executor.submit(Task(stage, kwargs, self.opts.checker, self.log_level))
 
     def finish(self, outcome: Outcome) -> bool:
         name = outcome.name
@@ -88,6 +93,8 @@ class _Run:
         if outcome.warnings:
             record.warnings = outcome.warnings
             _warn(name, outcome.warnings)
+        if outcome.logs:  # shown where they were logged, or (from a worker) re-emitted here
+            record.logs = logs.emit(name, outcome.logs) if outcome.forwarded else outcome.logs
         stage = self.dag.stages[name]
         if outcome.error is not None or outcome.outputs is None:
             record.status, record.error = "failed", outcome.error
@@ -171,7 +178,8 @@ def run_dag(dag: Dag, artifacts: Mapping[str, Any], opts: RunOptions) -> RunResu
     # rescanning it on every full collection, which otherwise makes per-stage cost grow with size.
     gc.freeze()
     try:
-        run.execute()
+        with logs.run_level(run.log_level):
+            run.execute()
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -12,10 +12,28 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from stagekit.records import Outcome, Task
+from stagekit.run import logs
 
 
 def run_task(task: Task) -> Outcome:
-    """Run one stage where the executor put it: check inputs, call, shape outputs, check outputs."""
+    """Run one stage where the executor put it: check inputs, call, shape outputs, check outputs.
+
+    With ``task.log_level`` set, the records the stage logs in this thread while it runs are tagged with
+    its name and kept on the outcome's ``logs`` (see :mod:`stagekit.run.logs`).
+    """
+    if task.log_level is None:
+        return _run(task)
+    token, entries = logs.begin(task.stage.name, task.log_level)
+    try:
+        outcome = _run(task)
+    finally:
+        logs.end(token)
+    if entries:
+        outcome.logs = entries
+    return outcome
+
+
+def _run(task: Task) -> Outcome:
     stage = task.stage
     checker = task.checker
     start = perf_counter()
