@@ -3,7 +3,9 @@
 A stage is a frozen record: a callable plus the artifacts it requires and provides. The callable may be
 named lazily as ``"module:attr"`` so that registering a stage imports nothing heavy; it is imported the first
 time the stage runs. A stage pickles *by reference* (its callable travels as ``"module:qualname"``), so a
-process or cluster executor can ship it without shipping code.
+process or cluster executor can ship it without shipping code; a callable that no other process can import by
+name (a lambda, a closure, a function of ``__main__``) stays in the pickle as the function itself, which the
+executors serialize by value with cloudpickle.
 """
 
 from __future__ import annotations
@@ -53,11 +55,15 @@ def resolve_reference(ref: str) -> Any:
     return obj
 
 
+# the driver's main module (a script, ``python -c``, a notebook) under its two names: no worker imports it
+_MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
+
+
 def _reference_of(func: Callable[..., Any]) -> str | None:
-    """``"module:qualname"`` if ``func`` can be imported back by that name, else None."""
+    """``"module:qualname"`` if ``func`` can be imported back by that name elsewhere, else None."""
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", None)
-    if not module or not qualname or "<" in qualname:
+    if not module or not qualname or "<" in qualname or module in _MAIN_MODULES:
         return None
     return f"{module}:{qualname}"
 
@@ -139,7 +145,8 @@ class Stage:
         return {p: returned[p] for p in provides}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Ship the callable by reference so that workers import it instead of unpickling code.
+        # Ship the callable by reference so that workers import it instead of unpickling code; one no worker
+        # can import (a lambda, a closure, a function of ``__main__``) stays the function, for cloudpickle.
         fields = _fields_of(self)
         if not isinstance(self.func, str):
             ref = _reference_of(self.func)

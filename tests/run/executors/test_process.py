@@ -1,10 +1,16 @@
-"""The process executor's hard cases: crashes, interrupts, unpicklable values, the spawn start method."""
+"""The process executor's hard cases: crashes, interrupts, unpicklable values, the spawn start method, and
+what travels by value (lambdas, closures, values plain pickle refuses). Functions of ``__main__`` (scripts,
+``python -c``, ``python -``) are tested from real interpreters in tests/integration/test_process_main.py, a
+Jupyter kernel in tests/integration/test_notebook.py."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import cloudpickle
 import pytest
 from interrupting import interrupt_run
 
@@ -33,10 +39,42 @@ def test_an_unpicklable_input_names_the_stage_and_artifact() -> None:
         Pipeline([use]).run({"lock": ss.make_lock()}, executor="process")
 
 
-def test_a_stage_that_is_not_importable_is_refused_clearly() -> None:
-    local = stage(lambda: 1, name="local", provides=["x"])
-    with pytest.raises(ExecutorError, match="stage 'local' cannot be sent to a worker process"):
+def _adder(n: int) -> Any:
+    def add(x: int) -> int:
+        return x + n
+    return add
+
+
+def test_lambdas_and_closures_run_as_under_threads() -> None:
+    stages = [stage(lambda: 20, name="start", provides=["x"]),
+              stage(_adder(22), name="add", requires=["x"], provides=["y"]),
+              stage(lambda y, k: [y, k(y)], name="call", requires=["y"], provides=["z"],
+                    params={"k": lambda v: v * 2})]  # a param plain pickle refuses travels too
+    results = [Pipeline(stages).run(executor=ex, workers=2).artifacts for ex in ("thread", "process")]
+    assert results[0] == results[1] == {"x": 20, "y": 42, "z": [42, 84]}
+
+
+def test_values_plain_pickle_refuses_travel_both_ways() -> None:
+    make = stage(lambda: {"f": lambda v: v + 1}, name="make", provides=["fn"])
+    use = stage(lambda fn: fn["f"](1), name="use", requires=["fn"], provides=["two"])
+    result = Pipeline([make, use]).run(executor="process")
+    assert result.artifacts["two"] == 2 and result.artifacts["fn"]["f"](2) == 3
+
+
+def test_a_stage_that_cannot_travel_at_all_is_refused_clearly() -> None:
+    lock = threading.Lock()
+    local = stage(lambda: lock.locked(), name="local", provides=["x"])
+    with pytest.raises(ExecutorError, match="stage 'local' cannot be sent to a worker process.*lock") as err:
         Pipeline([local]).run(executor="process")
+    assert "thread executor" in str(err.value)
+
+
+def test_importable_functions_still_travel_by_reference() -> None:
+    import pickle
+
+    data = cloudpickle.dumps(ss.make)
+    assert b"sample_stages:make_dict" in data and b"cloudpickle" not in data  # a name, not code
+    assert pickle.loads(data).callable is ss.make_dict
 
 
 def test_the_original_exception_survives_the_trip_back() -> None:
