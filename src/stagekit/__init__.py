@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from stagekit.errors import MergeStrategyError as MergeStrategyError
     from stagekit.errors import PipelineError as PipelineError
     from stagekit.errors import PipelineFileError as PipelineFileError
+    from stagekit.errors import PipelineWarning as PipelineWarning
     from stagekit.errors import PluginConfigError as PluginConfigError
     from stagekit.errors import PluginError as PluginError
     from stagekit.errors import RegistrationError as RegistrationError
@@ -60,7 +61,11 @@ if TYPE_CHECKING:
     from stagekit.merge.builtin import merge_values as merge_values
     from stagekit.merge.equality import values_equal as values_equal
     from stagekit.merge.table import MergeTable as MergeTable
+    from stagekit.graph.checks import RunSettings as RunSettings
+    from stagekit.graph.checks import Validation as Validation
     from stagekit.pipeline import Pipeline as Pipeline
+    from stagekit.pipelinefile import LoadedPipeline as LoadedPipeline
+    from stagekit.pipelinefile import load_pipeline as load_pipeline
     from stagekit.plugins.host import Host as Host
     from stagekit.plugins.host import HostSpec as HostSpec
     from stagekit.plugins.host import PluginRecord as PluginRecord
@@ -96,6 +101,7 @@ __all__ = [
     "FrozenMap",
     "Host",
     "HostSpec",
+    "LoadedPipeline",
     "MergeConflictError",
     "MergeStrategyError",
     "MergeTable",
@@ -103,6 +109,7 @@ __all__ = [
     "Pipeline",
     "PipelineError",
     "PipelineFileError",
+    "PipelineWarning",
     "PluginConfigError",
     "PluginError",
     "PluginRecord",
@@ -113,6 +120,7 @@ __all__ = [
     "RunInfo",
     "RunInterrupted",
     "RunResult",
+    "RunSettings",
     "ScaffoldError",
     "SequentialExecutor",
     "Snapshot",
@@ -127,6 +135,7 @@ __all__ = [
     "StagekitError",
     "Task",
     "ThreadExecutor",
+    "Validation",
     "Workspace",
     "WorkspaceError",
     "WorkspaceLockedError",
@@ -142,6 +151,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "is_pandera_schema",
+    "load_pipeline",
     "merge_values",
     "resolve_schema",
     "run_task",
@@ -168,6 +178,7 @@ _LAZY = {
     "MergeStrategyError": "stagekit.errors",
     "PipelineError": "stagekit.errors",
     "PipelineFileError": "stagekit.errors",
+    "PipelineWarning": "stagekit.errors",
     "PluginConfigError": "stagekit.errors",
     "PluginError": "stagekit.errors",
     "RegistrationError": "stagekit.errors",
@@ -193,6 +204,10 @@ _LAZY = {
     "StageRecord": "stagekit.records",
     "Task": "stagekit.records",
     "Pipeline": "stagekit.pipeline",
+    "LoadedPipeline": "stagekit.pipelinefile",
+    "load_pipeline": "stagekit.pipelinefile",
+    "RunSettings": "stagekit.graph.checks",
+    "Validation": "stagekit.graph.checks",
     "Host": "stagekit.plugins.host",
     "HostSpec": "stagekit.plugins.host",
     "PluginRecord": "stagekit.plugins.host",

@@ -208,8 +208,12 @@ class SnapshotCorruptError(SnapshotError):
 # --- contracts, merges, scaffolding -----------------------------------------------------------------
 
 
-class ContractWarning(UserWarning):
-    """A contract was broken while its stage runs in "warn" mode."""
+class PipelineWarning(UserWarning):
+    """Something the check before a run found worth knowing, that does not stop the run."""
+
+
+class ContractWarning(PipelineWarning):
+    """A contract was broken while its stage runs in "warn" mode (or will be, found before the run)."""
 
 
 class ContractModeError(StagekitError, ValueError):

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stagekit._collector import collector_paused
-from stagekit._text import unknown_name
 from stagekit.errors import ExecutorError, PipelineError
+from stagekit.graph.checks import RunSettings, Validation
 from stagekit.graph.dag import Dag, build_dag
 from stagekit.plugins.registry import Provenance
-from stagekit.run.runner import RunInfo, RunOptions, RunResult, run_dag
-from stagekit.stage import CONTRACT_MODES, Stage
+from stagekit.records import RunInfo, RunResult
+from stagekit.run.runner import RunOptions, run_dag
+from stagekit.stage import Stage
 
 if TYPE_CHECKING:
     from stagekit.plugins.host import Host
@@ -30,6 +32,7 @@ class Pipeline:
         self.stages = list(stages)
         self._host = host
         self._dags: dict[tuple[tuple[int, ...], frozenset[str]], Dag] = {}  # built DAGs, for runs again
+        self._validated: tuple[Dag, RunSettings, Validation] | None = None  # the last check, for runs again
 
     @classmethod
     def from_host(
@@ -77,17 +80,32 @@ class Pipeline:
         with collector_paused():
             return build_dag(self.stages, initial, origin)
 
-    def check(
-        self, initial: Iterable[str] = (), contracts: str = "strict", stage_contracts: Mapping[str, str] | None = None
-    ) -> list[str]:
-        """Every problem static validation finds (the DAG, merges, contracts); empty if none."""
+    def validate(self, artifacts: Iterable[str] | Mapping[str, Any] = (),
+                 settings: RunSettings | None = None) -> Validation:
+        """Every static check of this pipeline run with ``settings``, given its initial artifacts (names or a
+        mapping): exactly what ``run`` refuses before any stage starts, and what ``stagekit check`` reports."""
+        settings = settings or RunSettings()
         try:
-            dag = self.dag(initial)
+            dag = self.dag(artifacts)
         except PipelineError as exc:
-            return exc.problems
-        from stagekit.graph.checks import static_problems
+            found = Validation()
+            found.add("pipeline", exc.problems)
+            return found
+        cached = self._validated
+        if cached is not None and cached[0] is dag and cached[1] == settings:  # a pipeline run again
+            return cached[2]
+        from stagekit.graph.checks import validate
 
-        return static_problems(dag, self.host, contracts, stage_contracts or {})
+        with collector_paused():
+            found = validate(dag, self.host, settings)
+        self._validated = (dag, settings, found)
+        return found
+
+    def check(self, artifacts: Iterable[str] | Mapping[str, Any] = (), contracts: str = "strict",
+              stage_contracts: Mapping[str, str] | None = None, **settings: Any) -> list[str]:
+        """Every problem :meth:`validate` finds (empty if none); ``settings`` are those of :meth:`run`."""
+        run_settings = RunSettings(contracts=contracts, stage_contracts=dict(stage_contracts or {}), **settings)
+        return self.validate(artifacts, run_settings).problems
 
     def run(
         self,
@@ -103,61 +121,35 @@ class Pipeline:
     ) -> RunResult:
         """Run every stage once, in dependency order; return the artifacts and per-stage records.
 
-        ``params`` overrides stage params per stage name. A failing stage raises :class:`StageError` (or the
-        stagekit error it raised, e.g. a ``ContractError``) carrying the partial result.
+        First every check of :meth:`validate`: a problem refuses the run before any stage starts (a
+        ``PipelineError``, ``ExecutorError`` or ``ContractError`` listing them all); warnings are issued as
+        :class:`~stagekit.PipelineWarning`. ``params`` overrides stage params per stage name. A failing stage
+        raises :class:`StageError` (or the stagekit error it raised, e.g. a ``ContractError``) carrying the
+        partial result.
         """
         artifacts = dict(artifacts or {})
-        if contracts not in CONTRACT_MODES:
-            raise PipelineError(f"contracts must be one of {', '.join(CONTRACT_MODES)}, not {contracts!r}")
-        dag = self.dag(artifacts)
-        host = self.host
-        checker = None
-        if contracts != "off":
-            from stagekit.graph.checks import contract_checker, refuse_incompatible
+        settings = RunSettings(executor=executor, workers=workers, contracts=contracts,
+                               stage_contracts=dict(stage_contracts or {}), params=dict(params or {}),
+                               executor_options=dict(executor_options or {}))
+        found = self.validate(artifacts, settings)
+        if not found.ok:
+            raise found.error()
+        for warning in found.warnings:
+            warnings.warn(warning, stacklevel=2)
+        dag, host = self.dag(artifacts), self.host
+        from stagekit.graph.checks import contract_checker
 
-            checker = contract_checker(dag, host, contracts, stage_contracts or {})
-            if checker is not None:
-                refuse_incompatible(dag, host, checker)
-        unknown = [n for n in (params or {}) if n not in dag.stages]
-        if unknown:
-            raise PipelineError(unknown_name("stage", unknown[0], dag.stages) + " in params")
-        ex = make_executor(host, executor, workers, dict(executor_options or {}))
-        table = host.registry.merge_table
+        checker = contract_checker(dag, host, contracts, settings.stage_contracts)
+        ex = make_executor(host, executor, workers, dict(settings.executor_options))
         info = RunInfo(uuid.uuid4().hex[:12], tuple(dag.order), executor, workers, contracts, snapshot)
-        opts = RunOptions(executor=ex, merge=table.merge, hook=host.hook, checker=checker,
-                          params=params or {}, origins=self.origins, info=info)
+        opts = RunOptions(executor=ex, merge=host.registry.merge_table.merge, hook=host.hook, checker=checker,
+                          params=settings.params, origins=self.origins, info=info)
         return run_dag(dag, artifacts, opts)
 
 
 def make_executor(host: Host, name: str, workers: int | None, options: dict[str, Any]) -> Any:
-    factories = host.registry.executors
-    if name not in factories:
-        raise ExecutorError(
-            unknown_name("executor", name, factories) + f"; available: {', '.join(sorted(factories))}"
-            + _missing_plugin_hint(host, name)
-        )
-    if workers is not None and workers < 1:
-        raise ExecutorError(f"workers must be at least 1, not {workers}")
+    """Build a validated executor (:meth:`Pipeline.validate` checked its name, workers and options)."""
     try:
-        return factories[name](workers=workers, host=host.spec(), **options)
+        return host.registry.executors[name](workers=workers, host=host.spec(), **options)
     except TypeError as exc:
         raise ExecutorError(f"executor {name!r} ({host.registry.executor_origins[name]}): {exc}") from exc
-
-
-# executors that plugins we know of provide: named only in a hint, and only where that plugin is really missing
-_KNOWN_EXECUTOR_PLUGINS = {"ray": "stagekit-ray"}
-
-
-def _missing_plugin_hint(host: Host, executor: str) -> str:
-    distribution = _KNOWN_EXECUTOR_PLUGINS.get(executor)
-    if distribution is None:
-        return ""
-    from stagekit.plugins.discovery import normalize
-
-    found = [r for r in host.records if normalize(r.distribution or "") == distribution]
-    if not found:
-        return f" (the {executor!r} executor comes with: pip install {distribution})"
-    rec = found[0]
-    why = f": {rec.error}" if rec.error else ""
-    return (f" ({distribution} {rec.version or ''} is installed, but its plugin {rec.name!r} is "
-            f"{rec.status}{why})").replace("  ", " ")

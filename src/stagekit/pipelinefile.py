@@ -1,5 +1,9 @@
 """Pipeline files (TOML): which stages, the initial artifacts and params, and how to run them.
 
+:func:`load_pipeline` returns exactly what ``stagekit run FILE`` runs, so that running it from Python gives the
+same result. Relative paths in the file resolve against the file's folder, wherever you stand: a string in
+``[artifacts]`` that contains a ``/`` or names something that exists beside the file, and ``[report] path``.
+
 ```toml
 [pipeline]
 stages = ["read", "clean"]      # stage names; and/or
@@ -9,7 +13,7 @@ executor = "thread"             # sequential | thread | process | any registered
 workers = 4
 contracts = "strict"            # strict | warn | off
 
-[artifacts]                     # initial artifacts
+[artifacts]                     # initial artifacts (relative paths: against this file's folder)
 raw_dir = "data/raw"
 
 [params.clean]                  # params for one stage, by stage name
@@ -31,13 +35,19 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from stagekit.errors import PipelineFileError
+from stagekit.graph.checks import RunSettings, Validation
 from stagekit.stage import CONTRACT_MODES
+
+if TYPE_CHECKING:
+    from stagekit.pipeline import Pipeline
+    from stagekit.plugins.host import Host
+    from stagekit.records import RunResult
 
 _TOP = {"pipeline", "artifacts", "params", "contracts", "executor_options", "report"}
 _REPORT: dict[str, type] = {"path": str, "artifacts": list}
@@ -66,6 +76,7 @@ class PipelineFile:
 
 
 def load_pipeline_file(path: str | Path) -> PipelineFile:
+    """The parsed file, its relative paths resolved against its folder."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -119,10 +130,21 @@ def parse_pipeline(data: Mapping[str, Any], path: Path) -> PipelineFile:
         path=path, name=section.get("name", path.stem), stages=tuple(section.get("stages", ())),
         tags=tuple(section.get("tags", ())), targets=tuple(section.get("targets", ())),
         executor=section.get("executor", "sequential"), workers=section.get("workers"), contracts=mode,
-        artifacts=dict(data.get("artifacts", {})), params=params, stage_contracts=dict(stage_contracts),
-        executor_options=dict(data.get("executor_options", {})), report_path=report.get("path"),
+        artifacts=_resolved(data.get("artifacts", {}), path.parent), params=params,
+        stage_contracts=dict(stage_contracts), executor_options=dict(data.get("executor_options", {})),
+        report_path=str((path.parent / report["path"]).absolute()) if "path" in report else None,
         report_artifacts=tuple(report["artifacts"]) if "artifacts" in report else None,
     )
+
+
+def _resolved(artifacts: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """String artifacts that are relative paths, as paths against the pipeline file's folder."""
+    out = dict(artifacts)
+    for name, value in artifacts.items():
+        if isinstance(value, str) and value and not Path(value).is_absolute() and (
+                "/" in value or (folder / value).exists()):
+            out[name] = str((folder / value).resolve())
+    return out
 
 
 def parse_param(text: str) -> tuple[str, str, Any]:
@@ -135,10 +157,96 @@ def parse_param(text: str) -> tuple[str, str, Any]:
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
-        value = raw
+        if raw[:1] in "[{\"'" or raw.strip() != raw:  # meant as TOML, but broken: say so, never guess
+            raise PipelineFileError(f"--param {text!r}: {raw!r} is not a valid TOML value (quote a string: "
+                                    f"{stage_name}.{key}='\"...\"')") from None
+        value = raw  # a bare word: a string
     return stage_name, key, value
 
 
 def _kind(wanted: type | tuple[type, ...]) -> str:
     return {str: "a string", list: "a list", int: "an integer"}.get(wanted if isinstance(wanted, type) else str,
                                                                      str(wanted))
+
+
+# --- what ``stagekit run`` runs ---------------------------------------------------------------------------
+
+
+@attrs.define
+class LoadedPipeline:
+    """A pipeline file made runnable: the stages it selects, its initial artifacts and how to run them.
+
+    ``run()`` and ``check()`` are what ``stagekit run`` and ``stagekit check`` do (without printing)."""
+
+    file: PipelineFile
+    pipeline: Pipeline
+    artifacts: dict[str, Any]
+    settings: RunSettings
+    snapshot: str | None = None
+
+    def check(self) -> Validation:
+        return self.pipeline.validate(self.artifacts, self.settings)
+
+    def run(self) -> RunResult:
+        s = self.settings
+        return self.pipeline.run(
+            self.artifacts, executor=s.executor, workers=s.workers, contracts=s.contracts,
+            stage_contracts=s.stage_contracts, params=s.params, executor_options=s.executor_options,
+            snapshot=self.snapshot)
+
+
+def load_pipeline(
+    path: str | Path,
+    *,
+    host: Host | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    executor: str | None = None,
+    workers: int | None = None,
+    contracts: str | None = None,
+    snapshot: str | None = None,
+    workspace: str | Path | None = None,
+) -> LoadedPipeline:
+    """The pipeline a file describes, as ``stagekit run`` runs it: the installed plugins (or ``host``), the
+    file's settings with the given overrides (``params`` merge into the file's, key by key).
+
+    ``snapshot`` pins the run to a workspace snapshot: every initial artifact that is a path inside what the
+    snapshot holds reads the snapshot's read-only checkout instead of the live file; the checkout's root and
+    the snapshot's name are initial artifacts too (``snapshot``, ``snapshot_name``), for stages that want them.
+    """
+    from stagekit.pipeline import Pipeline
+    from stagekit.plugins.host import Host
+
+    pf = load_pipeline_file(path)
+    host = host or Host.installed()
+    merged = {stage: dict(values) for stage, values in pf.params.items()}
+    for stage, values in (params or {}).items():
+        merged.setdefault(stage, {}).update(values)
+    artifacts = dict(pf.artifacts)
+    if snapshot is not None:
+        artifacts = pinned(artifacts, snapshot, workspace)
+    settings = RunSettings(
+        executor=executor or pf.executor, workers=workers if workers is not None else pf.workers,
+        contracts=contracts or pf.contracts, stage_contracts=dict(pf.stage_contracts), params=merged,
+        executor_options=dict(pf.executor_options))
+    pipeline = Pipeline.from_host(host, pf.stages, pf.tags, pf.targets, artifacts)
+    return LoadedPipeline(pf, pipeline, artifacts, settings, snapshot)
+
+
+def pinned(artifacts: Mapping[str, Any], snapshot: str, workspace: str | Path | None = None) -> dict[str, Any]:
+    """``artifacts`` with every path inside what ``snapshot`` holds pointing into its read-only checkout."""
+    from stagekit.snapshots.workspace import Workspace
+
+    ws = Workspace.locate(workspace)
+    held = [PurePosixPath(p) for p in ws.snapshot(snapshot).paths]
+    root = Path(ws.checkout(snapshot))
+    out = {**artifacts, "snapshot": str(root), "snapshot_name": snapshot}
+    for name, value in artifacts.items():
+        if not isinstance(value, str | Path):
+            continue
+        try:
+            rel = PurePosixPath(Path(value).resolve().relative_to(ws.root).as_posix())
+        except ValueError:
+            continue  # outside the workspace
+        if any(rel == h or h in rel.parents or h == PurePosixPath(".") for h in held):
+            out[name] = str(root / rel)
+    return out

@@ -57,7 +57,7 @@ def stagekit_register_stages(register):
 '''
 GOOD = '[pipeline]\ntargets = ["stats"]\n\n[params.make_prices]\nn = 6\n'
 SUMMARY_KEYS = {"run_id", "ok", "executor", "snapshot", "duration", "artifacts", "stages"}
-STAGE_SUMMARY_KEYS = {"name", "plugin", "status", "duration", "provided", "error", "warnings"}
+STAGE_SUMMARY_KEYS = {"name", "plugin", "status", "duration", "provided", "error", "warnings", "logs"}
 
 
 @pytest.fixture
@@ -365,11 +365,18 @@ def test_run_prints_a_table_without_json(capsys: pytest.CaptureFixture[str], pro
     (("--workers", "-1"), ["workers must be at least 1"]),
     (("--workers", "0"), ["workers must be at least 1"]),
 ])
-def test_run_rejects_a_bad_executor_in_one_line(capsys: pytest.CaptureFixture[str], project: Path,
-                                                args: tuple[str, ...], fragments: list[str]) -> None:
+def test_run_and_check_refuse_a_bad_executor_alike(capsys: pytest.CaptureFixture[str], project: Path,
+                                                   args: tuple[str, ...], fragments: list[str]) -> None:
     code, out, err = cli(capsys, "run", write("p.toml", GOOD), *args)
-    assert (code, out) == (2, "")
-    one_line_error(err, *fragments)
+    assert (code, out) == (1, "")
+    head, problem = err.strip().splitlines()
+    assert head == "p.toml: 1 problem(s); nothing was run" and "Traceback" not in err
+    assert all(fragment in problem for fragment in fragments), (fragments, problem)
+    executor = dict(zip(args[::2], args[1::2], strict=True)).get("--executor")
+    if executor is not None:  # the same problem, word for word, from check (it has no --executor: the file)
+        bad = write("r.toml", GOOD.replace("[pipeline]\n", f'[pipeline]\nexecutor = "{executor}"\n'))
+        code, _, checked = cli(capsys, "check", bad)
+        assert code == 1 and checked.strip().splitlines()[1] == problem
 
 
 def test_a_failing_stage_is_two_lines_and_exit_1(capsys: pytest.CaptureFixture[str], project: Path) -> None:

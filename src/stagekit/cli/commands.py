@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 from stagekit._text import table
 from stagekit.cli import render
 
 if TYPE_CHECKING:
-    from stagekit.cli.pipelinefile import PipelineFile
-    from stagekit.pipeline import Pipeline
+    from stagekit.pipelinefile import LoadedPipeline
     from stagekit.plugins.host import Host
 
 
@@ -61,12 +61,12 @@ def make_host(args: argparse.Namespace, **extra: Any) -> Host:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     host = make_host(args)
-    rows = [r.as_dict() for r in host.records]
+    records = [r.as_dict() for r in host.records]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(records, indent=2))
         return 0
     rows = [[r["name"], r["distribution"] or "-", r["version"] or "-", r["status"], _registered(r["registered"]),
-              r["error"] or r["note"] or ""] for r in rows]
+              r["error"] or r["note"] or ""] for r in records]
     print(table(["plugin", "distribution", "version", "status", "registered", "note"], rows, rule=True))
     return 0
 
@@ -84,14 +84,14 @@ def _registered(found: dict[str, list[str]]) -> str:
 def cmd_stages(args: argparse.Namespace) -> int:
     host = make_host(args)
     reg = host.registry
-    rows = [
+    listing = [
         {"name": s.name, "plugin": reg.origin(s.name).plugin, "distribution": reg.origin(s.name).distribution,
          "requires": list(s.requires), "provides": list(s.provides), "tags": list(s.tags),
          "description": s.description}
         for s in sorted(reg.stages.values(), key=lambda s: s.name)
     ]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(listing, indent=2))
         return 0
     rows = [[s.name, reg.origin(s.name).plugin, ", ".join(s.requires), ", ".join(s.provides), ", ".join(s.tags)]
              for s in sorted(reg.stages.values(), key=lambda s: s.name)]
@@ -99,23 +99,27 @@ def cmd_stages(args: argparse.Namespace) -> int:
     return 0
 
 
-def load(args: argparse.Namespace) -> tuple[PipelineFile, Pipeline]:
-    from stagekit.cli.pipelinefile import load_pipeline_file
-    from stagekit.pipeline import Pipeline
+def load(args: argparse.Namespace) -> LoadedPipeline:
+    """The pipeline file as ``load_pipeline`` reads it from Python, with the command line's overrides."""
+    from stagekit.pipelinefile import load_pipeline, parse_param
 
-    pf = load_pipeline_file(args.pipeline)
-    host = make_host(args)
-    given = [*pf.artifacts, *(["snapshot", "snapshot_name"] if getattr(args, "snapshot", None) else [])]
-    return pf, Pipeline.from_host(host, pf.stages, pf.tags, pf.targets, given)
+    params: dict[str, dict[str, Any]] = {}
+    for text in getattr(args, "param", ()):
+        stage_name, key, value = parse_param(text)
+        params.setdefault(stage_name, {})[key] = value
+    return load_pipeline(args.pipeline, host=make_host(args), params=params,
+                         executor=getattr(args, "executor", None), workers=getattr(args, "workers", None),
+                         contracts=getattr(args, "contracts", None), snapshot=getattr(args, "snapshot", None),
+                         workspace=args.workspace)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    pf, pipeline = load(args)
-    dag = pipeline.dag(pf.artifacts)
+    loaded = load(args)
+    dag = loaded.pipeline.dag(loaded.artifacts)
     if args.format == "json":
         from stagekit.graph.dag import describe
 
-        print(json.dumps(describe(dag, pipeline.origins), indent=2))
+        print(json.dumps(describe(dag, loaded.pipeline.origins), indent=2))
     elif args.format == "dot":
         print(render.dot(dag))
     else:
@@ -123,59 +127,64 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    from stagekit._text import unknown_name
+def checked(args: argparse.Namespace) -> tuple[LoadedPipeline | None, list[str], list[Warning]]:
+    """The loaded pipeline and what the check before a run finds: the one validation ``check`` and ``run``
+    share (names the file does not resolve, e.g. an unknown target, are problems like any other)."""
     from stagekit.errors import PipelineError
 
     try:
-        pf, pipeline = load(args)
-        problems = pipeline.check(pf.artifacts, pf.contracts, pf.stage_contracts)
-        executors = pipeline.host.registry.executors
-    except PipelineError as exc:  # unknown stage, tag or target names in the file
-        problems, executors = exc.problems, None
-    if executors is not None and pf.executor not in executors:
-        problems.append(unknown_name("executor", pf.executor, executors)
-                        + f"; available: {', '.join(sorted(executors))}")
-    if problems:
-        print(f"{args.pipeline}: {len(problems)} problem(s)", file=sys.stderr)
-        for p in problems:
-            print(f"  - {p}", file=sys.stderr)
-        return 1
-    print(f"{args.pipeline}: OK ({len(pipeline.stages)} stages)")
+        loaded = load(args)
+    except PipelineError as exc:
+        return None, exc.problems, []
+    found = loaded.check()
+    return loaded, found.problems, found.warnings
+
+
+def refuse(args: argparse.Namespace, problems: list[str], *, ran: bool = False) -> int:
+    """Print every problem, as ``check`` and ``run`` both do; exit status 1."""
+    print(f"{args.pipeline}: {len(problems)} problem(s)" + ("; nothing was run" if ran else ""), file=sys.stderr)
+    for p in problems:
+        print(f"  - {p}", file=sys.stderr)
+    return 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exactly the checks ``run`` makes before any stage starts; exit 1 with every problem."""
+    loaded, problems, found_warnings = checked(args)
+    for warning in found_warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if problems or loaded is None:
+        return refuse(args, problems)
+    print(f"{args.pipeline}: OK ({len(loaded.pipeline.stages)} stages)")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from stagekit.cli.pipelinefile import parse_param
+    import warnings
+
     from stagekit.cli.progress import Progress
+    from stagekit.errors import PipelineWarning, StagekitError
 
-    pf, pipeline = load(args)
-    params = {stage: dict(values) for stage, values in pf.params.items()}
-    for text in args.param:
-        stage_name, key, value = parse_param(text)
-        params.setdefault(stage_name, {})[key] = value
-    artifacts = dict(pf.artifacts)
-    if args.snapshot:
-        artifacts.update(snapshot_inputs(args))
+    loaded, problems, _ = checked(args)  # the run's own check is the same one (cached): nothing runs twice
+    if problems or loaded is None:
+        return refuse(args, problems, ran=True)
     progress = Progress(sys.stderr, enabled=not args.no_progress and not args.json and sys.stderr.isatty())
-    pipeline.host.manager.register(progress, name="stagekit.cli.progress")
-    from stagekit.errors import StagekitError
-
+    loaded.pipeline.host.manager.register(progress, name="stagekit.cli.progress")
     try:
-        result = pipeline.run(
-            artifacts, executor=args.executor or pf.executor,
-            workers=args.workers if args.workers is not None else pf.workers,
-            contracts=args.contracts or pf.contracts, stage_contracts=pf.stage_contracts, params=params,
-            executor_options=pf.executor_options, snapshot=args.snapshot,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", PipelineWarning)  # each one reported, as one clean line
+            warnings.showwarning = _warning_printer(progress)
+            result = loaded.run()
     except StagekitError as exc:
         progress.close()
         partial = getattr(exc, "result", None)
         if partial is not None:
-            write_report(args, pf, pipeline, partial, artifacts)
+            write_report(args, loaded, partial)
             if args.json:
                 print(json.dumps(partial.summary(), indent=2))
         raise
+    finally:
+        loaded.pipeline.host.manager.unregister(name="stagekit.cli.progress")
     progress.close()
     if args.snapshot:
         record_run(args, result)
@@ -183,10 +192,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(result.summary(), indent=2))
     else:
         print(render.run_summary(result))
-        shown = {a: result.artifacts[a] for a in pf.report_artifacts or () if a in result.artifacts}
-        for name, table in render.scalar_tables(shown):
-            print(f"\n{name}:\n{table}")
-    write_report(args, pf, pipeline, result, artifacts)
+        shown = {a: result.artifacts[a] for a in loaded.file.report_artifacts or () if a in result.artifacts}
+        for name, table_text in render.scalar_tables(shown):
+            print(f"\n{name}:\n{table_text}")
+    write_report(args, loaded, result)
     return 0
 
 
@@ -201,24 +210,33 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_report(args: argparse.Namespace, pf: PipelineFile, pipeline: Pipeline, result: Any,
-                 initial: dict[str, Any]) -> None:
+def _warning_printer(progress: Any) -> Callable[..., None]:
+    """How the CLI shows a warning: ours as one line naming the stage and artifact, others as Python does."""
+    import warnings
+
+    from stagekit.errors import PipelineWarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        progress.line.clear()
+        if issubclass(category, PipelineWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    return show
+
+
+def write_report(args: argparse.Namespace, loaded: LoadedPipeline, result: Any) -> None:
     """The HTML report, if asked for; a failed run gets one too (it shows what failed)."""
-    path = args.report or pf.report_path
+    path = args.report or loaded.file.report_path
     if not path:
         return
     from stagekit.report.html import write_report as render_report
 
-    written = render_report(path, result, pipeline.dag(initial), title=pf.name, artifacts=pf.report_artifacts)
+    written = render_report(path, result, loaded.pipeline.dag(loaded.artifacts), title=loaded.file.name,
+                            artifacts=loaded.file.report_artifacts)
     print(f"report: {written}", file=sys.stderr)
-
-
-def snapshot_inputs(args: argparse.Namespace) -> dict[str, Any]:
-    from stagekit.snapshots.workspace import Workspace
-
-    ws = Workspace.locate(args.workspace)
-    root = ws.checkout(args.snapshot)
-    return {"snapshot": root, "snapshot_name": args.snapshot}
 
 
 def record_run(args: argparse.Namespace, result: Any) -> None:

@@ -133,25 +133,29 @@ class ContractChecker:
     def check_static(
         self, edges: Iterable[tuple[Stage, Stage, str]], check_compatible: Callable[..., list[str] | None]
     ) -> list[str]:
-        """:func:`static_problems` under the consumers' modes, for the check before a run.
+        """:func:`static_problems` under the consumers' modes: the problems that must refuse the run.
 
         Edges into a consumer whose mode is "off" are skipped; those into a "warn" consumer are warned
-        (:class:`ContractWarning`); the problems returned are those that must refuse the run.
-        """
-        if self.mode == "off":
-            return []
+        (:class:`ContractWarning`) when this checker emits warnings, and otherwise not returned here (see
+        :meth:`static_findings`)."""
+        refused, warned = self.static_findings(edges, check_compatible)
+        for problem in warned if self.emit_warnings else ():
+            warnings.warn(ContractWarning(problem), stacklevel=2)
+        return refused
+
+    def static_findings(
+        self, edges: Iterable[tuple[Stage, Stage, str]], check_compatible: Callable[..., list[str] | None]
+    ) -> tuple[list[str], list[str]]:
+        """(problems into strict consumers, problems into warn consumers), before any data flows."""
         refused: list[str] = []
+        warned: list[str] = []
+        if self.mode == "off":
+            return refused, warned
         for edge in edges:
             mode = self.mode_for(edge[1])
-            if mode == "off":
-                continue
-            problems = static_problems([edge], check_compatible)
-            if mode == "warn":
-                for problem in problems if self.emit_warnings else ():
-                    warnings.warn(ContractWarning(problem), stacklevel=2)
-            else:
-                refused.extend(problems)
-        return refused
+            if mode != "off":
+                (warned if mode == "warn" else refused).extend(static_problems([edge], check_compatible))
+        return refused, warned
 
     def _outcome(
         self, stage: Stage, artifact: str, value: Any, schema: Any, boundary: str

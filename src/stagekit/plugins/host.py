@@ -28,6 +28,8 @@ __all__ = ["Host", "HostSpec", "PluginRecord"]
 Status = Literal["loaded", "failed", "blocked", "disabled"]
 
 HOOK_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("stagekit_"))
+# executors that plugins we know of provide: named only in a hint, and only where that plugin is really missing
+_KNOWN_EXECUTOR_PLUGINS = {"ray": "stagekit-ray"}
 _REGISTRATION_HOOKS = ("stagekit_register_stages", "stagekit_register_merges", "stagekit_register_executors")
 # the core's own plugins, by plugin name: they register through the same hooks as any installed plugin
 BUILTIN_PLUGINS = {
@@ -151,6 +153,19 @@ class Host:
         controls), built on first use and shared by the process, as pytest autoloads its plugins. It is what
         a ``Pipeline`` without a host, a pipeline file loaded from Python and ``stagekit run`` all run with."""
         return _installed_host()
+
+    def missing_plugin_hint(self, executor: str) -> str:
+        """Where an unknown executor comes from, named only where that plugin is really missing; installed
+        but not loaded, its status and why."""
+        distribution = _KNOWN_EXECUTOR_PLUGINS.get(executor)
+        if distribution is None:
+            return ""
+        found = [r for r in self.records if normalize(r.distribution or "") == distribution]
+        if not found:
+            return f" (the {executor!r} executor comes with: pip install {distribution})"
+        rec = found[0]
+        why = f": {rec.error}" if rec.error else ""
+        return f" ({distribution} {rec.version} is installed, but its plugin {rec.name!r} is {rec.status}{why})"
 
     def spec(self) -> HostSpec:
         """How to rebuild this host in a worker process (plugins passed in code as objects are skipped)."""

@@ -7,23 +7,26 @@ from typing import Any
 
 from stagekit.hookspecs import hookimpl
 
+# Each factory's signature is the executor's options: the check before a run refuses any other option by name.
+# The executor modules are imported only when one is built (``stagekit --version`` and listings stay fast).
 
-def _sequential(workers: int | None = None, **options: Any) -> Any:
+
+def _sequential(workers: int | None = None, host: Any = None) -> Any:
     from stagekit.run.executors.sequential import SequentialExecutor
 
-    return SequentialExecutor(workers, **options)
+    return SequentialExecutor(workers)
 
 
-def _thread(workers: int | None = None, **options: Any) -> Any:
+def _thread(workers: int | None = None, host: Any = None) -> Any:
     from stagekit.run.executors.thread import ThreadExecutor
 
-    return ThreadExecutor(workers, **options)
+    return ThreadExecutor(workers)
 
 
-def _process(workers: int | None = None, **options: Any) -> Any:
+def _process(workers: int | None = None, host: Any = None, start_method: str | None = None) -> Any:
     from stagekit.run.executors.process import ProcessExecutor
 
-    return ProcessExecutor(workers, **options)
+    return ProcessExecutor(workers, host, start_method=start_method)
 
 
 @hookimpl
