@@ -42,12 +42,18 @@ class Pipeline:
         tags: Iterable[str] = (),
         targets: Iterable[str] = (),
         given: Iterable[str] = (),
+        *,
+        plugins: Iterable[str] = (),
     ) -> Pipeline:
         """Stages from a host's registry by names, tags, or targets with everything upstream (stopping at the
-        ``given`` initial artifacts)."""
+        ``given`` initial artifacts). Where plugins that never heard of each other both create an artifact
+        upstream, the creator of the targets' own plugin (or of one of ``plugins``) is taken."""
         from stagekit.graph.select import select_stages
 
-        return cls(select_stages(host.registry.stages, names, tags, targets, given), host=host)
+        registry = host.registry
+        plugin_of = {name: origin.plugin for name, origin in registry.stage_origins.items()}
+        return cls(select_stages(registry.stages, names, tags, targets, given, plugin_of=plugin_of,
+                                 plugins=plugins), host=host)
 
     @property
     def host(self) -> Host:

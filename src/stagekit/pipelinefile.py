@@ -9,6 +9,7 @@ same result. Relative paths in the file resolve against the file's folder, where
 stages = ["read", "clean"]      # stage names; and/or
 tags = ["dataops"]              # every stage with one of these tags; and/or
 targets = ["report"]            # these stages and everything upstream (no selector: every stage)
+plugins = ["weather"]           # where several plugins create an artifact upstream, take these plugins' stages
 executor = "thread"             # sequential | thread | process | any registered executor
 workers = 4
 contracts = "strict"            # strict | warn | off
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 _TOP = {"pipeline", "artifacts", "params", "contracts", "executor_options", "report"}
 _REPORT: dict[str, type] = {"path": str, "artifacts": list}
 _PIPELINE: dict[str, type | tuple[type, ...]] = {
-    "name": str, "description": str, "stages": list, "tags": list, "targets": list, "executor": str,
+    "name": str, "description": str, "stages": list, "tags": list, "targets": list, "plugins": list, "executor": str,
     "workers": int, "contracts": str,
 }
 
@@ -64,6 +65,7 @@ class PipelineFile:
     stages: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+    plugins: tuple[str, ...] = ()
     executor: str = "sequential"
     workers: int | None = None
     contracts: str = "strict"
@@ -129,6 +131,7 @@ def parse_pipeline(data: Mapping[str, Any], path: Path) -> PipelineFile:
     return PipelineFile(
         path=path, name=section.get("name", path.stem), stages=tuple(section.get("stages", ())),
         tags=tuple(section.get("tags", ())), targets=tuple(section.get("targets", ())),
+        plugins=tuple(section.get("plugins", ())),
         executor=section.get("executor", "sequential"), workers=section.get("workers"), contracts=mode,
         artifacts=_resolved(data.get("artifacts", {}), path.parent), params=params,
         stage_contracts=dict(stage_contracts), executor_options=dict(data.get("executor_options", {})),
@@ -228,7 +231,7 @@ def load_pipeline(
         executor=executor or pf.executor, workers=workers if workers is not None else pf.workers,
         contracts=contracts or pf.contracts, stage_contracts=dict(pf.stage_contracts), params=merged,
         executor_options=dict(pf.executor_options))
-    pipeline = Pipeline.from_host(host, pf.stages, pf.tags, pf.targets, artifacts)
+    pipeline = Pipeline.from_host(host, pf.stages, pf.tags, pf.targets, artifacts, plugins=pf.plugins)
     return LoadedPipeline(pf, pipeline, artifacts, settings, snapshot)
 
 

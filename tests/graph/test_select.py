@@ -69,3 +69,44 @@ def test_of_two_alternative_sources_the_one_whose_inputs_are_given_is_chosen(reg
         "audit", "clean", "fetch", "fix", "report", "tidy"]
     assert names(select_stages(registry.stages, targets=["report"], given=["prices_file"])) == [
         "audit", "fix", "load_prices", "report", "tidy"]
+
+
+# --- plugins that never heard of each other ----------------------------------------------------------------
+
+
+def two_plugins() -> tuple[Registry, dict[str, str]]:
+    reg = Registry()
+    weather, backtest = Provenance("weather"), Provenance("backtest")
+    for s, origin in [
+        (stage(noop, name="fetch_weather", provides=["readings"]), weather),
+        (stage(noop, name="evaluate", requires=["readings"], provides=["metrics"]), weather),
+        (stage(noop, name="forecast_report", requires=["metrics"], provides=["report"]), weather),
+        (stage(noop, name="run_backtest", provides=["equity"]), backtest),
+        (stage(noop, name="summarize_backtest", requires=["equity"], provides=["metrics"]), backtest),
+        (stage(noop, name="backtest_report", requires=["metrics"], provides=["tearsheet"]), backtest),
+    ]:
+        reg.add_stage(s, origin)
+    return reg, {n: o.plugin for n, o in reg.stage_origins.items()}
+
+
+def test_a_target_takes_the_creator_of_its_own_plugin_where_two_plugins_create_an_artifact() -> None:
+    reg, plugin_of = two_plugins()
+    assert names(select_stages(reg.stages, targets=["forecast_report"], plugin_of=plugin_of)) == [
+        "evaluate", "fetch_weather", "forecast_report"]
+    assert names(select_stages(reg.stages, targets=["backtest_report"], plugin_of=plugin_of)) == [
+        "backtest_report", "run_backtest", "summarize_backtest"]
+
+
+def test_an_ambiguity_that_remains_names_both_creators_and_how_to_choose() -> None:
+    reg, plugin_of = two_plugins()
+    reg.add_stage(stage(noop, name="dashboard", requires=["metrics"], provides=["page"]), Provenance("ui"))
+    plugin_of["dashboard"] = "ui"
+    with pytest.raises(PipelineError) as err:
+        select_stages(reg.stages, targets=["dashboard"], plugin_of=plugin_of)
+    message = str(err.value)
+    assert "artifact 'metrics' needed upstream has several creators" in message
+    assert "stage 'evaluate' (plugin 'weather')" in message
+    assert "stage 'summarize_backtest' (plugin 'backtest')" in message
+    assert "plugins = [...]" in message
+    chosen = select_stages(reg.stages, targets=["dashboard"], plugin_of=plugin_of, plugins=["weather"])
+    assert names(chosen) == ["dashboard", "evaluate", "fetch_weather"]
