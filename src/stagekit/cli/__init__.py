@@ -21,6 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a plugin that fails to load is fatal (also STAGEKIT_STRICT_PLUGINS=1)")
     parser.add_argument("--disable", metavar="NAME", action="append", default=[],
                         help="block a plugin by entry-point or distribution name (repeatable; comma lists too)")
+    parser.add_argument("--log-level", metavar="LEVEL", default="INFO", type=str.upper,
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+                        help="show what stages log from LEVEL up, tagged with the stage (default: INFO)")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="show only warnings and errors that stages log (the same as --log-level WARNING)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parsers(sub)
     snapshot.add_parser(sub)
@@ -44,10 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from stagekit.cli.logs import resolve_level, stage_logs
     from stagekit.errors import StagekitError
 
+    args.log_level = resolve_level(args.log_level, args.quiet)  # a number, for Pipeline.run(log_level=...)
     try:
-        code: int = args.func(args)
+        with stage_logs(args.log_level):
+            code: int = args.func(args)
         return code
     except StagekitError as exc:
         return _report(exc, args.traceback)
