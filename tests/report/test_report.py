@@ -460,3 +460,52 @@ def test_durations_read_naturally(seconds: float, text: str) -> None:
     from stagekit.report.format import duration
 
     assert duration(seconds) == text
+
+
+def test_each_stages_log_lines_are_shown_escaped_and_bounded(tmp_path: Path) -> None:
+    import logging
+
+    from stagekit.report.logs import MAX_LINES
+
+    log = logging.getLogger("report_test")
+
+    @stage(provides=["x"])
+    def talkative() -> int:
+        for i in range(MAX_LINES + 5):
+            log.warning("line %d %s", i, XSS)
+        return 1
+
+    @stage(requires=["x"], provides=["y"])
+    def calm(x: int) -> int:
+        log.info("calm and <quiet>")
+        return x
+
+    @stage(requires=["y"], provides=["z"])
+    def mute(y: int) -> int:
+        return y
+
+    pipeline = Pipeline([talkative, calm, mute])
+    root_logger = logging.getLogger()
+    before = root_logger.level
+    root_logger.setLevel(logging.INFO)  # the run keeps INFO records (the driver's level, by default)
+    try:
+        result = pipeline.run(executor="process", workers=2)
+    finally:
+        root_logger.setLevel(before)
+    text, root = render(tmp_path, result, pipeline.dag())
+    blocks = {d.attrs["data-stage"]: d for d in root.all("details", "logs")}
+    assert set(blocks) == {"talkative", "calm"}  # a stage that logged nothing has no block
+    assert "open" in blocks["talkative"].attrs and "open" not in blocks["calm"].attrs  # warnings open theirs
+    lines = [span.text() for span in blocks["talkative"].all("span", "lv-WARNING")]
+    assert len(lines) == MAX_LINES and lines[0].endswith(f"WARNING report_test: line 0 {XSS}")
+    assert f"first {MAX_LINES:,} of {MAX_LINES + 5:,} lines" in blocks["talkative"].text()
+    assert "<script" not in text and not root.all("script")
+    assert [span.text()[13:] for span in blocks["calm"].all("span", "lv-INFO")] == [
+        "INFO report_test: calm and <quiet>"]  # after the time, HH:MM:SS.mmm
+
+
+def test_a_run_that_logged_nothing_says_so(tmp_path: Path, run: tuple[RunResult, Dag]) -> None:
+    result, dag = run
+    _, root = render(tmp_path, result, dag)
+    [section] = [s for s in root.all("section") if s.attrs.get("id") == "logs"]
+    assert "no stage logged anything" in section.text()

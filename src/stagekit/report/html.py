@@ -1,10 +1,11 @@
 """The HTML report of a run: one self-contained page with a header, the DAG with each stage's time, a stage
-table and the artifacts.
+table, what each stage logged and the artifacts.
 
 One file with inline CSS and inline SVG: no external asset, no JavaScript. This module assembles the page and
-renders the header, the stage table and the artifacts; ``dag_svg`` draws the pipeline and ``chart_svg`` the
-line chart of a Series. Artifacts render by duck typing (pandas is never imported here: a Series or DataFrame
-is known by its type's module); an artifact that fails to render shows its error instead.
+renders the header, the stage table and the artifacts; ``dag_svg`` draws the pipeline, ``logs`` the
+stages' log lines and ``chart_svg`` the line chart of a Series. Artifacts render by duck typing (pandas is
+never imported here: a Series or DataFrame is known by its type's module); an artifact that fails to render
+shows its error instead.
 ``write_report("report.html", result, pipeline.dag(initial), title="demo")``
 """
 
@@ -25,6 +26,8 @@ from stagekit.atomic import atomic_write_text
 from stagekit.report.chart_svg import series_chart
 from stagekit.report.dag_svg import dag_section
 from stagekit.report.format import cell, duration, first_line
+from stagekit.report.logs import CSS as _LOGS_CSS
+from stagekit.report.logs import logs_section
 
 if TYPE_CHECKING:
     from stagekit.graph.dag import Dag
@@ -48,7 +51,7 @@ def write_report(
     names = list(artifacts) if artifacts is not None else _sink_artifacts(dag)
     records = _records(result, dag)
     page = _page(title, [_header(title, result, dag, records), dag_section(result, dag),
-                         _stage_table(records), _artifacts_section(result, names)])
+                         _stage_table(records), logs_section(records), _artifacts_section(result, names)])
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(target, page)
@@ -74,7 +77,7 @@ def _page(title: str, sections: list[str]) -> str:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{escape(title)} · stagekit report</title><style>{_CSS}</style></head>\n<body>\n"
+            f"<title>{escape(title)} · stagekit report</title><style>{_CSS}{_LOGS_CSS}</style></head>\n<body>\n"
             + "\n".join(sections)
             + f"\n<footer>stagekit {escape(__version__)} · generated {stamp}</footer>\n</body></html>\n")
 
