@@ -5,8 +5,9 @@ Fixtures:
 - ``stagekit_host``: a factory ``stagekit_host(*plugins)`` for an isolated :class:`~stagekit.Host` holding
   stagekit's built-ins and exactly the plugins given — nothing installed leaks in.
 - ``registrations(plugin)`` (a function): what one plugin registers, for asserting on its stages and merges.
-- ``run_stage``: ``run_stage(stage, **artifacts)`` runs one stage through the real runner (contracts
-  checked) and returns ``{artifact: value}`` of what it provided.
+- ``run_stage``: ``run_stage(stage, params={...}, **artifacts)`` runs one stage through the real runner
+  (params and contracts checked as in a run) and returns ``{artifact: value}`` of what it provided. An
+  artifact the stage does not require, or a param it does not take, is an error, never silently ignored.
 
 And :func:`check_plugin_conformance` (also as the ``stagekit_conformance`` fixture) checks that an installed
 distribution's entry point loads, registers valid stages and hooks, and declares a stagekit requirement this
@@ -15,11 +16,13 @@ version satisfies.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 
+from stagekit._text import unknown_name
+from stagekit.errors import PipelineError
 from stagekit.pipeline import Pipeline
 from stagekit.plugins.host import Host
 from stagekit.plugins.registry import Registry
@@ -36,9 +39,18 @@ def registrations(plugin: object, name: str = "plugin") -> Registry:
     return isolated_host((name, plugin), builtins=False).registry
 
 
-def run_one_stage(stage: Stage, host: Host | None = None, contracts: str = "strict", **artifacts: Any) -> Any:
-    """Run a single stage on the given artifacts; return what it provided, by artifact name."""
-    result = Pipeline([stage], host=host or isolated_host()).run(artifacts, contracts=contracts)
+def run_one_stage(stage: Stage, /, *, host: Host | None = None, contracts: str = "strict",
+                  params: Mapping[str, Any] | None = None, **artifacts: Any) -> dict[str, Any]:
+    """Run a single stage on the given artifacts, with ``params`` overriding its own; return what it provided,
+    by artifact name. Keywords that are not artifacts it requires are refused, naming close matches."""
+    problems = [unknown_name("artifact", a, stage.requires) + f" for stage {stage.name!r} (it requires "
+                f"{', '.join(stage.requires) or 'nothing'})" for a in artifacts if a not in stage.requires]
+    problems += [f"stage {stage.name!r} requires artifact {a!r}, which was not given" for a in stage.requires
+                 if a not in artifacts]
+    if problems:
+        raise PipelineError(problems[0], problems)
+    run_params = {stage.name: dict(params)} if params else {}
+    result = Pipeline([stage], host=host or isolated_host()).run(artifacts, contracts=contracts, params=run_params)
     return {name: result.artifacts[name] for name in stage.provides}
 
 

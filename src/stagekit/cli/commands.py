@@ -200,13 +200,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_new_plugin(args: argparse.Namespace) -> int:
+    import shlex
     from pathlib import Path
 
     from stagekit._version import version
     from stagekit.cli.scaffold import new_plugin
 
     root = new_plugin(args.name, Path.cwd(), version())
-    print(f"wrote {root}\nnext: pip install -e {root} && pytest {root}/tests && stagekit stages")
+    # this interpreter, by its full path: the line works pasted into a fresh shell, venv activated or not
+    python = shlex.quote(sys.executable)
+    print(f"wrote {root}\nnext: {python} -m pip install -e {shlex.quote(f'{root}[test]')} && "
+          f"{python} -m pytest {shlex.quote(str(root / 'tests'))} && {python} -m stagekit.cli stages")
     return 0
 
 

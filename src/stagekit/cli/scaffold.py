@@ -39,8 +39,8 @@ README = """\
 
 A stagekit plugin. Install it and its stage shows up in `stagekit stages`:
 
-    pip install -e .
-    pytest tests
+    python -m pip install -e '.[test]'
+    python -m pytest tests
     stagekit stages
 """
 
