@@ -55,14 +55,14 @@ if TYPE_CHECKING:
     from stagekit.errors import WorkspaceError as WorkspaceError
     from stagekit.errors import WorkspaceLockedError as WorkspaceLockedError
     from stagekit.frozenmap import FrozenMap as FrozenMap
+    from stagekit.graph.checks import RunSettings as RunSettings
+    from stagekit.graph.checks import Validation as Validation
     from stagekit.hookspecs import hookimpl as hookimpl
     from stagekit.hookspecs import hookspec as hookspec
     from stagekit.merge.builtin import builtin_merge_table as builtin_merge_table
     from stagekit.merge.builtin import merge_values as merge_values
     from stagekit.merge.equality import values_equal as values_equal
     from stagekit.merge.table import MergeTable as MergeTable
-    from stagekit.graph.checks import RunSettings as RunSettings
-    from stagekit.graph.checks import Validation as Validation
     from stagekit.pipeline import Pipeline as Pipeline
     from stagekit.pipelinefile import LoadedPipeline as LoadedPipeline
     from stagekit.pipelinefile import load_pipeline as load_pipeline

@@ -29,8 +29,8 @@ from stagekit.graph.plan import Merged, plan_versions
 from stagekit.stage import CONTRACT_MODES, Stage, resolve_reference
 
 if TYPE_CHECKING:
-    from stagekit.plugins.host import Host
     from stagekit.contracts.checker import ContractChecker
+    from stagekit.plugins.host import Host
 
 
 @attrs.frozen
