@@ -3,7 +3,8 @@
     /work/venv/bin/python benchmarks/snapshot.py [--repeats 3] [--files 10000] [--big-mib 1024] [--dir DIR]
 
 Two trees: --files files of 4 KiB, and --big-mib MiB in 16 files. Each repeat, for each tree, times in this
-order: ``cp -r`` of the tree, a first snapshot into an empty store, a second snapshot of the unchanged tree,
+order: ``cp -r`` of the tree, ``cp -r`` followed by ``sync`` (a snapshot is durable when it returns, a plain
+``cp -r`` is not; for reference), a first snapshot into an empty store, a second snapshot of the unchanged tree,
 ``cp -al``, ``verify``, a plain Python loop that opens, reads and sha256-hashes the same object files
 (``with open(p, "rb") as f: sha256(f.read())``), and raw sha256 of the same bytes already in memory. Every
 timed step starts after an untimed ``sync``; the page cache is warm throughout, for cp and stagekit alike.
@@ -34,7 +35,7 @@ from pathlib import Path
 from stagekit.snapshots.workspace import Workspace
 
 MIB = 1 << 20
-STEPS = ("cp -r", "first snapshot", "second snapshot", "cp -al", "verify", "plain loop", "raw sha256")
+STEPS = ("cp -r", "cp -r; sync", "first snapshot", "second snapshot", "cp -al", "verify", "plain loop", "raw sha256")
 
 
 def timed(fn: Callable[..., object], *args: object) -> float:
@@ -83,12 +84,18 @@ def cp(*args: str) -> None:
     subprocess.run(["cp", *args], check=True)
 
 
+def cp_sync(*args: str) -> None:
+    cp(*args)
+    os.sync()
+
+
 def bench_tree(ws: Workspace, rel: str, repeats: int, trash: Path) -> dict[str, float]:
     """Medians of each step over ``repeats``; what each repeat made is moved into ``trash``."""
     tree = str(ws.root / rel)
     t: dict[str, list[float]] = {k: [] for k in STEPS}
     for r in range(repeats):
         t["cp -r"].append(timed(cp, "-r", tree, str(trash / f"{rel}-cp-r-{r}")))
+        t["cp -r; sync"].append(timed(cp_sync, "-r", tree, str(trash / f"{rel}-cp-r-sync-{r}")))
         if ws.state_dir.exists():
             ws.state_dir.rename(trash / f"{rel}-state-{r}")
         time.sleep(0.3)  # let the tree leave the stat cache's "modified too recently" window
@@ -147,7 +154,9 @@ def main() -> int:
                1.0, False)
         target(f"second snapshot {args.files} x 4 KiB, time / cp -al", small["second snapshot"] / small["cp -al"],
                2.0, False)
-        print(f"  (16 files, {args.big_mib} MiB: first snapshot / cp -r {big['first snapshot'] / big['cp -r']:.2f}, "
+        print(f"  (first snapshot / cp -r; sync: {small['first snapshot'] / small['cp -r; sync']:.2f} for "
+              f"{args.files} x 4 KiB, {big['first snapshot'] / big['cp -r; sync']:.2f} for 16 files; 16 files, "
+              f"{args.big_mib} MiB: first snapshot / cp -r {big['first snapshot'] / big['cp -r']:.2f}, "
               f"second / cp -al {big['second snapshot'] / big['cp -al']:.2f})")
     finally:
         shutil.rmtree(base, ignore_errors=True)
