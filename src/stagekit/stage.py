@@ -27,7 +27,7 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
 def _names(value: Iterable[str] | str | None, what: str, stage: str) -> tuple[str, ...]:
-    if value is None:
+    if not value:  # None, or empty: the common case for after and tags
         return ()
     if isinstance(value, str):
         raise StageDefinitionError(
@@ -38,6 +38,8 @@ def _names(value: Iterable[str] | str | None, what: str, stage: str) -> tuple[st
     for n in names:
         if not isinstance(n, str) or not _NAME.match(n):
             raise StageDefinitionError(f"stage {stage!r}: {what} has an invalid name {n!r}")
+    if len(set(names)) == len(names):
+        return names
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise StageDefinitionError(f"stage {stage!r}: {what} lists {', '.join(map(repr, dupes))} twice")
@@ -168,22 +170,19 @@ def _rebuild(fields: dict[str, Any]) -> Stage:
 
 
 def _summary(func: Callable[..., Any]) -> str:
-    import inspect
-
-    return (inspect.getdoc(func) or "").split("\n\n")[0]
+    """The first paragraph of the function's docstring, as one line."""
+    doc = getattr(func, "__doc__", None)
+    if not isinstance(doc, str):
+        return ""
+    return " ".join(doc.strip().split("\n\n", 1)[0].split())
 
 
 def _check_signature(name: str, func: Callable[..., Any], wanted: Iterable[str]) -> None:
-    import inspect  # only stages given as functions need it; lazy ("module:attr") ones never do
-
-    try:
-        sig = inspect.signature(func)
-    except (TypeError, ValueError):  # builtins without a signature: trust them
+    """Refuse a function that cannot take ``wanted`` by keyword, or needs something else."""
+    found = _keyword_parameters(func)
+    if found is None:  # **kwargs, or no signature to read (a builtin): trust it
         return
-    params = sig.parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    accepted = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    accepted, needed = found
     missing = [w for w in wanted if w not in accepted]
     if missing:
         raise StageDefinitionError(
@@ -191,15 +190,44 @@ def _check_signature(name: str, func: Callable[..., Any], wanted: Iterable[str])
             f"{', '.join(map(repr, missing))} as keyword argument(s); required artifacts and params are "
             "passed by keyword"
         )
-    required = [
-        n for n, p in params.items()
-        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in wanted
-    ]
+    required = [n for n in needed if n not in wanted]
     if required:
         raise StageDefinitionError(
             f"stage {name!r}: its function needs {', '.join(map(repr, required))}, which is neither a "
             "required artifact nor a param"
         )
+
+
+_VARKEYWORDS = 0x08  # inspect.CO_VARKEYWORDS, without importing inspect
+
+
+def _keyword_parameters(func: Callable[..., Any]) -> tuple[list[str], list[str]] | None:
+    """(names it takes by keyword, those of them without a default), or None if it takes any keyword.
+
+    A plain function is read from its code object (a tenth of ``inspect.signature``'s cost: defining a stage
+    stays under 10 us); anything else (wrapped, partial, a callable object) through ``inspect``."""
+    code = getattr(func, "__code__", None)
+    if type(func).__name__ == "function" and code is not None and not hasattr(func, "__wrapped__"):
+        if code.co_flags & _VARKEYWORDS:
+            return None
+        positional, keyword_only = code.co_argcount, code.co_kwonlyargcount
+        names = code.co_varnames[: positional + keyword_only]
+        by_keyword = list(names[code.co_posonlyargcount :])
+        defaults = len(func.__defaults__ or ())  # type: ignore[attr-defined]
+        kwdefaults = func.__kwdefaults__ or {}  # type: ignore[attr-defined]
+        needed = [n for i, n in enumerate(names[:positional]) if i < positional - defaults]
+        needed += [n for n in names[positional:] if n not in kwdefaults]
+        return by_keyword, [n for n in needed if n in by_keyword]
+    import inspect
+
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    by_keyword = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return by_keyword, [p.name for p in params if p.name in by_keyword and p.default is p.empty]
 
 
 @overload
@@ -274,7 +302,7 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
     if name in after:
         raise StageDefinitionError(f"stage {name!r} lists itself in after")
     params = _mapping(options["params"])
-    clash = sorted(set(params) & set(requires))
+    clash = sorted(set(params) & set(requires)) if params else None
     if clash:
         raise StageDefinitionError(f"stage {name!r}: {clash} is both a param and a required artifact")
     inputs, outputs = _mapping(options["inputs"]), _mapping(options["outputs"])
@@ -287,7 +315,7 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
         raise StageDefinitionError(
             f"stage {name!r}: contract_mode must be one of {CONTRACT_MODES}, not {contract_mode!r}")
     if callable(func):
-        _check_signature(name, func, list(requires) + list(params))
+        _check_signature(name, func, (*requires, *params) if params else requires)
     description = options["description"]
     if description is None:
         description = "" if isinstance(func, str) else _summary(func)
@@ -307,6 +335,8 @@ def _mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 def _keys_within(name: str, what: str, mapping: Mapping[str, Any], allowed: tuple[str, ...], label: str) -> None:
+    if not mapping:
+        return
     stray = sorted(k for k in mapping if k not in allowed)
     if stray:
         raise StageDefinitionError(f"stage {name!r}: {what} names {stray}, which are not in its {label}")
