@@ -127,6 +127,11 @@ class FreshEnv:
     def python_c(self, code: str, plugins: Sequence[str] = ()) -> str:
         return _check(_run([self.python, "-c", code], self.env(plugins))).stdout
 
+    def run_python(self, code: str, plugins: Sequence[str] = (),
+                   cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``code`` with the venv's interpreter in ``cwd`` (whatever its exit code)."""
+        return _run([self.python, "-c", code], self.env(plugins), cwd=cwd)
+
     def pip(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
         return _check(_run([self.python, "-m", "pip", *args], self.env()))
 

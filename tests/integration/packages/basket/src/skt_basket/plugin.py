@@ -1,4 +1,5 @@
-"""A third-party value type, Basket (item counts), with its own merge: branches' count changes add up."""
+"""A third-party value type, Basket (item counts), with its own merge (branches' count changes add up), and
+an executor of its own."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stagekit import MergeConflictError, hookimpl, stage
+from stagekit import MergeConflictError, SequentialExecutor, hookimpl, stage
 
 
 class Basket:
@@ -62,3 +63,23 @@ def stagekit_register_stages(register: Any) -> None:
 @hookimpl
 def stagekit_register_merges(register: Any) -> None:
     register(Basket, merge_baskets)
+
+
+class BasketExecutor(SequentialExecutor):
+    """One stage at a time, counting them: a third-party executor."""
+
+    name = "basket-serial"
+    submitted = 0
+
+    def submit(self, task: Any) -> None:
+        BasketExecutor.submitted += 1
+        super().submit(task)
+
+
+def make_executor(workers: int | None = None, host: Any = None) -> BasketExecutor:
+    return BasketExecutor(workers)
+
+
+@hookimpl
+def stagekit_register_executors(register: Any) -> None:
+    register("basket-serial", make_executor)
