@@ -54,7 +54,8 @@ PACKAGES = Path(__file__).resolve().parent / "packages"
 BIN = "Scripts" if os.name == "nt" else "bin"
 # Installed with ``--target`` into a directory each; gamma twice, for the "found twice on sys.path" test.
 TARGETS = {"broken": "broken", "future": "future", "misspelt": "misspelt", "clash": "clash",
-           "alias": "alias", "gamma_a": "gamma", "gamma_b": "gamma", "basket": "basket"}
+           "alias": "alias", "gamma_a": "gamma", "gamma_b": "gamma", "basket": "basket", "meteo": "meteo",
+           "ledger": "ledger"}
 
 
 class CommandFailed(AssertionError):
