@@ -84,7 +84,7 @@ if TYPE_CHECKING:
     from stagekit.run.executors.process import ProcessExecutor as ProcessExecutor
     from stagekit.run.executors.sequential import SequentialExecutor as SequentialExecutor
     from stagekit.run.executors.thread import ThreadExecutor as ThreadExecutor
-    from stagekit.snapshots.snapshot import Snapshot as Snapshot
+    from stagekit.snapshots.manifest import Snapshot as Snapshot
     from stagekit.snapshots.workspace import Workspace as Workspace
 
 __all__ = [
@@ -228,7 +228,7 @@ _LAZY = {
     "resolve_schema": "stagekit.contracts.checker",
     "is_pandera_schema": "stagekit.contracts.pandera_validator",
     "validate_with_pandera": "stagekit.contracts.pandera_validator",
-    "Snapshot": "stagekit.snapshots.snapshot",
+    "Snapshot": "stagekit.snapshots.manifest",
     "Workspace": "stagekit.snapshots.workspace",
 }
 
