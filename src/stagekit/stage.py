@@ -213,8 +213,8 @@ def _keyword_parameters(func: Callable[..., Any]) -> tuple[list[str], list[str]]
         positional, keyword_only = code.co_argcount, code.co_kwonlyargcount
         names = code.co_varnames[: positional + keyword_only]
         by_keyword = list(names[code.co_posonlyargcount :])
-        defaults = len(func.__defaults__ or ())  # type: ignore[attr-defined]
-        kwdefaults = func.__kwdefaults__ or {}  # type: ignore[attr-defined]
+        defaults = len(func.__defaults__ or ())
+        kwdefaults = func.__kwdefaults__ or {}
         needed = [n for i, n in enumerate(names[:positional]) if i < positional - defaults]
         needed += [n for n in names[positional:] if n not in kwdefaults]
         return by_keyword, [n for n in needed if n in by_keyword]
