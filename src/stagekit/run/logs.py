@@ -28,18 +28,12 @@ from typing import Any
 
 from stagekit.records import LogEntry
 
-__all__ = ["begin", "capture", "emit", "end", "entry_of", "level_number", "prepare_worker", "run_level"]
+__all__ = ["begin", "capture", "emit", "end", "entry_of", "install", "level_number", "prepare_worker", "run_level"]
 
 
-class _Sink:
-    __slots__ = ("entries", "level", "stage")
-
-    def __init__(self, stage: str, level: int) -> None:
-        self.stage, self.level = stage, level
-        self.entries: list[LogEntry] = []
-
-
-_current: contextvars.ContextVar[_Sink | None] = contextvars.ContextVar("stagekit_stage_logs", default=None)
+# The running stage of this thread (context): (its name, the level kept, the entries kept), or None.
+_Sink = tuple[str, int, list[LogEntry]]
+current: contextvars.ContextVar[_Sink | None] = contextvars.ContextVar("stagekit_stage_logs", default=None)
 _install_lock = threading.Lock()
 _installed: Callable[..., logging.LogRecord] | None = None
 
@@ -54,8 +48,9 @@ def entry_of(record: logging.LogRecord) -> LogEntry:
     return LogEntry(record.name, record.levelno, record.getMessage(), record.created, exc_text)
 
 
-def _install() -> None:
-    """Wrap the process's log-record factory once (again if someone replaced it since)."""
+def install() -> None:
+    """Wrap the process's log-record factory, once (again if someone replaced it since): the runner calls this
+    once per run in the driver, :func:`begin` the first time in a worker."""
     global _installed
     if _installed is not None and logging.getLogRecordFactory() is _installed:
         return
@@ -66,31 +61,35 @@ def _install() -> None:
 
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
-            sink = _current.get()
+            sink = current.get()
             if sink is not None and not hasattr(record, "stagekit_stage"):  # not twice if a factory wraps ours
-                record.stagekit_stage = sink.stage
-                if record.levelno >= sink.level:
-                    sink.entries.append(entry_of(record))
+                record.stagekit_stage = sink[0]
+                if record.levelno >= sink[1]:
+                    sink[2].append(entry_of(record))
             return record
 
         _installed = factory
         logging.setLogRecordFactory(factory)
 
 
+def installed() -> Callable[..., logging.LogRecord] | None:
+    """The factory :func:`install` put in place, None before."""
+    return _installed
+
+
 def begin(stage: str, level: int) -> tuple[contextvars.Token[_Sink | None], list[LogEntry]]:
     """Start keeping what this thread logs, tagged with ``stage``, at ``level`` or above: returns a token for
     :func:`end` and the list the entries go to. (Two calls, not a context manager: this runs per stage.)"""
-    if logging.getLogRecordFactory() is not _installed:
-        _install()
-    root = logging.root
-    if root.level > level:  # a worker's root (the driver's was lowered for the run): for good, it is ours
-        root.setLevel(level)
-    sink = _Sink(stage, level)
-    return _current.set(sink), sink.entries
+    if _installed is None:
+        install()
+    if logging.root.level > level:  # a worker's root (the driver's was lowered for the run): for good, ours
+        logging.root.setLevel(level)
+    entries: list[LogEntry] = []
+    return current.set((stage, level, entries)), entries
 
 
 def end(token: contextvars.Token[_Sink | None]) -> None:
-    _current.reset(token)
+    current.reset(token)
 
 
 @contextmanager
@@ -136,6 +135,7 @@ def run_level(level: int) -> Iterator[None]:
     Where that lowers the root logger, the handlers it already had see only the stage records the lowering
     let through, not every library's; both are undone when the run ends.
     """
+    install()
     root = logging.root
     before = root.level
     if before <= level:

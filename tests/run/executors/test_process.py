@@ -101,3 +101,14 @@ def test_ctrl_c_cancels_promptly_and_keeps_what_completed(tmp_path: Path) -> Non
     code, out, seconds = interrupt_run("process", tmp_path)
     assert (code, seconds < 10) == (130, True), out
     assert "interrupted {'base': 1} ['cancelled', 'ok']" in out
+
+
+def test_cloudpickle_is_imported_only_when_something_travels() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom stagekit import Pipeline, ProcessExecutor, stage\n"
+            "Pipeline([stage(lambda: 1, name='one', provides=['x'])]).run(executor='thread')\n"
+            "print('cloudpickle' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

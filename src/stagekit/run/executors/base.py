@@ -7,12 +7,16 @@ looks at which executor it has.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any, Protocol
 
-from stagekit.records import Outcome, Task
+from stagekit.records import LogEntry, Outcome, Task
 from stagekit.run import logs
+from stagekit.run.logs import current as _current
+
+_root = logging.getLogger()
 
 
 def run_task(task: Task) -> Outcome:
@@ -21,13 +25,17 @@ def run_task(task: Task) -> Outcome:
     With ``task.log_level`` set, the records the stage logs in this thread while it runs are tagged with
     its name and kept on the outcome's ``logs`` (see :mod:`stagekit.run.logs`).
     """
-    if task.log_level is None:
+    level = task.log_level
+    if level is None:
         return _run(task)
-    token, entries = logs.begin(task.stage.name, task.log_level)
+    if _root.level > level or logs.installed() is None:  # once per worker process (see logs.begin)
+        logs.begin(task.stage.name, level)
+    entries: list[LogEntry] = []
+    token = _current.set((task.stage.name, level, entries))  # logs.begin, inlined: this runs per stage
     try:
         outcome = _run(task)
     finally:
-        logs.end(token)
+        _current.reset(token)
     if entries:
         outcome.logs = entries
     return outcome
