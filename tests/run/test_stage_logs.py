@@ -280,3 +280,27 @@ def test_the_report_keeps_each_stages_lines(project: Path) -> None:
     page = (project / "report.html").read_text(encoding="utf-8")
     assert 'data-stage="right" open' in page  # a stage that warned is shown opened
     assert "INFO skt_logs.work: left line 49" in page and "WARNING skt_logs.work: right: careful" in page
+
+
+def test_run_task_in_a_worker_lowers_its_root_once_and_leaves_no_stage_behind() -> None:
+    """What a worker does: ``run_task`` with a level; afterwards that thread is outside any stage again."""
+    code = """
+import logging
+from stagekit import Task, run_task, stage
+from stagekit.run import logs
+
+def talk():
+    logging.getLogger("w").info("inside")
+
+seen = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        seen.append((getattr(record, "stagekit_stage", None), record.getMessage()))
+
+logging.getLogger().addHandler(Keep())
+outcome = run_task(Task(stage(talk, name="talk", provides=[]), {}, None, logging.INFO))
+logging.getLogger("w").info("outside")
+print([e.message for e in outcome.logs], seen, logs.current.get(), logging.getLogger().level)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['inside'] [('talk', 'inside'), (None, 'outside')] None 20"

@@ -28,7 +28,8 @@ from typing import Any
 
 from stagekit.records import LogEntry
 
-__all__ = ["begin", "capture", "emit", "end", "entry_of", "install", "level_number", "prepare_worker", "run_level"]
+__all__ = ["begin", "capture", "emit", "end", "entry_of", "install", "level_number", "prepare_worker", "ready",
+           "run_level"]
 
 
 # The running stage of this thread (context): (its name, the level kept, the entries kept), or None.
@@ -77,13 +78,20 @@ def installed() -> Callable[..., logging.LogRecord] | None:
     return _installed
 
 
-def begin(stage: str, level: int) -> tuple[contextvars.Token[_Sink | None], list[LogEntry]]:
-    """Start keeping what this thread logs, tagged with ``stage``, at ``level`` or above: returns a token for
-    :func:`end` and the list the entries go to. (Two calls, not a context manager: this runs per stage.)"""
+def ready(level: int) -> None:
+    """This process creates and tags records at ``level``: the factory installed, and the root logger lowered
+    to ``level`` if it is higher (in a worker, for good: the process is ours; in the driver :func:`run_level`
+    has already done it for the run)."""
     if _installed is None:
         install()
-    if logging.root.level > level:  # a worker's root (the driver's was lowered for the run): for good, ours
+    if logging.root.level > level:
         logging.root.setLevel(level)
+
+
+def begin(stage: str, level: int) -> tuple[contextvars.Token[_Sink | None], list[LogEntry]]:
+    """Start keeping what this thread logs, tagged with ``stage``, at ``level`` or above: returns a token for
+    :func:`end` and the list the entries go to."""
+    ready(level)
     entries: list[LogEntry] = []
     return current.set((stage, level, entries)), entries
 

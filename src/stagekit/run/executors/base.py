@@ -28,8 +28,8 @@ def run_task(task: Task) -> Outcome:
     level = task.log_level
     if level is None:
         return _run(task)
-    if _root.level > level or logs.installed() is None:  # once per worker process (see logs.begin)
-        logs.begin(task.stage.name, level)
+    if _root.level > level or logs.installed() is None:  # once per worker process
+        logs.ready(level)
     entries: list[LogEntry] = []
     token = _current.set((task.stage.name, level, entries))  # logs.begin, inlined: this runs per stage
     try:
