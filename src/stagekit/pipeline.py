@@ -52,8 +52,16 @@ class Pipeline:
 
         registry = host.registry
         plugin_of = {name: origin.plugin for name, origin in registry.stage_origins.items()}
-        return cls(select_stages(registry.stages, names, tags, targets, given, plugin_of=plugin_of,
-                                 plugins=plugins), host=host)
+        try:
+            selected = select_stages(registry.stages, names, tags, targets, given, plugin_of=plugin_of,
+                                     plugins=plugins)
+        except PipelineError as exc:  # an unknown stage may be one of a plugin that failed to load
+            hint = host.failed_plugins_hint()
+            if not hint:
+                raise
+            problems = [p + hint if p.startswith("unknown stage") else p for p in exc.problems]
+            raise PipelineError(problems[0], problems) from None
+        return cls(selected, host=host)
 
     @property
     def host(self) -> Host:

@@ -19,7 +19,7 @@ import attrs
 import pluggy
 
 from stagekit import hookspecs
-from stagekit.errors import PluginConfigError, PluginError, RegistrationError
+from stagekit.errors import PluginConfigError, PluginError, RegistrationError, RunInterrupted
 from stagekit.plugins.discovery import normalize
 from stagekit.plugins.registry import Provenance, Registry
 
@@ -154,6 +154,14 @@ class Host:
         a ``Pipeline`` without a host, a pipeline file loaded from Python and ``stagekit run`` all run with."""
         return _installed_host()
 
+    def failed_plugins_hint(self) -> str:
+        """For an unknown stage or executor: the plugins that failed to load, whose registrations are missing."""
+        failed = [r for r in self.records if r.status == "failed"]
+        if not failed:
+            return ""
+        return "; these plugins failed to load, so what they register is missing: " + "; ".join(
+            f"{r.provenance}: {r.error}" for r in failed)
+
     def missing_plugin_hint(self, executor: str) -> str:
         """Where an unknown executor comes from, named only where that plugin is really missing; installed
         but not loaded, its status and why."""
@@ -253,8 +261,11 @@ class Host:
             return
         try:
             plugin = load()
-        except Exception as exc:
-            self._fail(rec, f"import failed: {type(exc).__name__}: {exc}", exc)
+        except KeyboardInterrupt:  # Ctrl-C stays an interrupt, but says which plugin it interrupted
+            raise RunInterrupted(f"interrupted while importing {rec.provenance} (entry point {rec.value}); if "
+                                 f"it hangs at import, block it: stagekit --disable {rec.name}") from None
+        except BaseException as exc:  # SystemExit at import too: a plugin never ends the process silently
+            self._fail(rec, f"import failed: {_described(exc)}", exc)
             return
         try:
             self.manager.register(plugin, name=rec.name)
@@ -297,9 +308,10 @@ class Host:
                     impl = getattr(plugin, hook_name, None)
                     if impl is not None:
                         impl(register=register[hook_name])
-            except Exception as exc:
-                detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                self._fail(rec, f"registration failed: {detail}", exc)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                self._fail(rec, f"registration failed: {_described(exc)}", exc)
                 continue
             try:
                 self._merges.extend(staged.merges)  # two merges for one type: the later plugin fails to load
@@ -315,6 +327,8 @@ class Host:
                     raise
             rec.stages = list(staged.stages)
             rec.registered = {**staged.summary(), **_hooks_implemented(plugin)}
+            if not rec.registered and (near := _misspelt_hooks(plugin)):
+                rec.note = (f"registered nothing and implements no hook; {near}")
 
 
 def _given(plugin: object) -> Callable[[], object]:
@@ -347,6 +361,25 @@ def _hooks_implemented(plugin: object) -> dict[str, list[str]]:
     found = {"validators": [n for n in names if n in _CONTRACT_HOOKS],
              "hooks": [n for n in names if n not in _CONTRACT_HOOKS]}
     return {kind: hooks for kind, hooks in found.items() if hooks}
+
+
+def _described(exc: BaseException) -> str:
+    """One line for a failure: ``SystemExit(3)`` says that it exited, not only its code."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def _misspelt_hooks(plugin: object) -> str:
+    """"it defines 'stagkit_register_stages' (did you mean 'stagekit_register_stages'?)", or ""."""
+    hints = []
+    for name in dir(plugin):
+        if name.startswith("stagekit_") or name.startswith("__") or not callable(getattr(plugin, name, None)):
+            continue
+        close = difflib.get_close_matches(name, HOOK_NAMES, n=1, cutoff=0.85)
+        if close:
+            hints.append(f"it defines {name!r} (did you mean {close[0]!r}?)")
+    return "; ".join(hints)
 
 
 def _hook_names(plugin: object) -> list[str]:
