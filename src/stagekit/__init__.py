@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from stagekit.errors import CycleError as CycleError
     from stagekit.errors import ExecutorError as ExecutorError
     from stagekit.errors import MergeConflictError as MergeConflictError
+    from stagekit.errors import MergeError as MergeError
     from stagekit.errors import MergeStrategyError as MergeStrategyError
     from stagekit.errors import PipelineError as PipelineError
     from stagekit.errors import PipelineFileError as PipelineFileError
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from stagekit.errors import PluginConfigError as PluginConfigError
     from stagekit.errors import PluginError as PluginError
     from stagekit.errors import RegistrationError as RegistrationError
+    from stagekit.errors import ReportError as ReportError
     from stagekit.errors import RunInterrupted as RunInterrupted
     from stagekit.errors import ScaffoldError as ScaffoldError
     from stagekit.errors import SnapshotCorruptError as SnapshotCorruptError
@@ -103,6 +105,7 @@ __all__ = [
     "HostSpec",
     "LoadedPipeline",
     "MergeConflictError",
+    "MergeError",
     "MergeStrategyError",
     "MergeTable",
     "Outcome",
@@ -117,6 +120,7 @@ __all__ = [
     "Provenance",
     "RegistrationError",
     "Registry",
+    "ReportError",
     "RunInfo",
     "RunInterrupted",
     "RunResult",
@@ -175,6 +179,7 @@ _LAZY = {
     "CycleError": "stagekit.errors",
     "ExecutorError": "stagekit.errors",
     "MergeConflictError": "stagekit.errors",
+    "MergeError": "stagekit.errors",
     "MergeStrategyError": "stagekit.errors",
     "PipelineError": "stagekit.errors",
     "PipelineFileError": "stagekit.errors",
@@ -182,6 +187,7 @@ _LAZY = {
     "PluginConfigError": "stagekit.errors",
     "PluginError": "stagekit.errors",
     "RegistrationError": "stagekit.errors",
+    "ReportError": "stagekit.errors",
     "RunInterrupted": "stagekit.errors",
     "ScaffoldError": "stagekit.errors",
     "SnapshotCorruptError": "stagekit.errors",

@@ -142,6 +142,38 @@ class MergeConflictError(StagekitError, ValueError):
         return " ".join(parts) + f": {self.reason}"
 
 
+class MergeError(StagekitError, RuntimeError):
+    """A merge function failed otherwise than with a conflict: it raised, or returned a value of another type.
+
+    ``origin`` names who registered the merge; the runner fills in ``join``, ``artifact`` and ``branches``.
+    """
+
+    def __init__(self, message: str, *, origin: str | None = None, join: str | None = None,
+                 artifact: str | None = None, branches: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.reason = message
+        self.origin = origin
+        self.join = join
+        self.artifact = artifact
+        self.branches = list(branches)
+
+    def __str__(self) -> str:
+        where = f"merging artifact {self.artifact!r}" if self.artifact else "merging"
+        if self.join:
+            where += f" where branches join at {self.join!r}"
+        if self.branches:
+            where += " (changed by " + ", ".join(repr(b) for b in self.branches) + ")"
+        return f"{where}: {self.reason}"
+
+
+class ReportError(StagekitError, OSError):
+    """The HTML report of a run cannot be written; ``path`` names the file. The run itself is kept."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class ContractError(StagekitError, ValueError):
     """An artifact broke a stage's contract (schema) at a boundary, or two stages' contracts disagree."""
 

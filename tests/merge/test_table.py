@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from stagekit import MergeTable, builtin_merge_table, merge_values, values_equal
+from stagekit import MergeError, MergeTable, builtin_merge_table, merge_values, values_equal
 from stagekit.errors import MergeConflictError, RegistrationError, StagekitError
 from stagekit.merge.describe import short_repr, type_name
 
@@ -222,9 +222,22 @@ def test_an_unexpected_error_in_a_merge_names_its_origin() -> None:
 
     table = MergeTable()
     table.add(Dog, broken, "plugin 'kennel' (distribution kennel 1.0)")
-    with pytest.raises(KeyError) as info:
+    with pytest.raises(MergeError) as info:
         table.merge(None, [Dog(), Dog()])
-    assert any("plugin 'kennel' (distribution kennel 1.0)" in n for n in info.value.__notes__)
+    assert str(info.value) == ("merging: the merge for test_table.Dog registered by plugin 'kennel' (distribution "
+                               "kennel 1.0) raised KeyError: 'oops'")
+    assert isinstance(info.value.__cause__, KeyError)
+    assert info.value.origin == "plugin 'kennel' (distribution kennel 1.0)"
+
+
+def test_an_exit_in_a_merge_is_a_merge_error_too() -> None:
+    def leaves(base: Any, branches: list[Any]) -> Any:
+        raise SystemExit(4)
+
+    table = MergeTable()
+    table.add(Dog, leaves, "p")
+    with pytest.raises(MergeError, match="raised SystemExit: 4"):
+        table.merge(None, [Dog(), Dog()])
 
 
 def test_merge_values_uses_the_table_of_the_running_merge() -> None:

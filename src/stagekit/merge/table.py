@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from stagekit.errors import MergeConflictError, RegistrationError
+from stagekit.errors import MergeConflictError, MergeError, RegistrationError, StagekitError
 from stagekit.merge.describe import display_name, reprs, type_name
 from stagekit.merge.equality import values_equal
 
@@ -203,12 +203,13 @@ class MergeTable:
                 f"different values: {reprs(changed)}"
             )
         try:
-            return reg.merge(base, changed)
-        except MergeConflictError:
+            merged = reg.merge(base, changed)
+        except (StagekitError, KeyboardInterrupt):  # a conflict, or an error that already names its cause
             raise
-        except Exception as exc:
-            exc.add_note(f"in the merge for {reg.type_label} registered by {reg.origin}")
-            raise
+        except BaseException as exc:  # a bug in plugin code: named, never a raw traceback
+            raise MergeError(f"the merge for {reg.type_label} registered by {reg.origin} raised "
+                             f"{type(exc).__name__}: {exc}", origin=reg.origin) from exc
+        return merged
 
 
 def _check_type_name(name: str, origin: str) -> None:
