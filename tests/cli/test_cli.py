@@ -417,3 +417,12 @@ def test_a_failed_run_with_json_still_prints_what_completed(capsys: pytest.Captu
     assert status["explode"][0] == "failed" and "explode divides by zero" in status["explode"][1]
     assert "prices" in summary["artifacts"]
     assert err.startswith("stagekit: error: ")
+
+
+def test_a_report_that_cannot_be_written_is_named_and_the_run_kept(capsys: pytest.CaptureFixture[str],
+                                                                   project: Path) -> None:
+    Path("blocked").write_text("a file where the report's folder should be")
+    code, out, err = cli(capsys, "run", write("p.toml", GOOD), "--report", "blocked/report.html")
+    assert code != 0 and "Traceback" not in err
+    assert "3/3 stages ok" in out  # the run's summary is printed: nothing finished is lost
+    one_line_error(err, "the run's report cannot be written to 'blocked/report.html'", "completed")

@@ -179,9 +179,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress.close()
         partial = getattr(exc, "result", None)
         if partial is not None:
-            write_report(args, loaded, partial)
             if args.json:
                 print(json.dumps(partial.summary(), indent=2))
+            try:
+                write_report(args, loaded, partial)
+            except StagekitError as failed:  # the run's own failure is the one to report
+                print(f"stagekit: note: {failed}", file=sys.stderr)
         raise
     finally:
         loaded.pipeline.host.manager.unregister(name="stagekit.cli.progress")
@@ -232,14 +235,20 @@ def _warning_printer(progress: Any) -> Callable[..., None]:
 
 
 def write_report(args: argparse.Namespace, loaded: LoadedPipeline, result: Any) -> None:
-    """The HTML report, if asked for; a failed run gets one too (it shows what failed)."""
+    """The HTML report, if asked for; a failed run gets one too (it shows what failed). A report that cannot
+    be written is a ``ReportError`` naming the file; the run's result is kept (printed already)."""
     path = args.report or loaded.file.report_path
     if not path:
         return
+    from stagekit.errors import ReportError
     from stagekit.report.html import write_report as render_report
 
-    written = render_report(path, result, loaded.pipeline.dag(loaded.artifacts), title=loaded.file.name,
-                            artifacts=loaded.file.report_artifacts)
+    try:
+        written = render_report(path, result, loaded.pipeline.dag(loaded.artifacts), title=loaded.file.name,
+                                artifacts=loaded.file.report_artifacts)
+    except OSError as exc:
+        raise ReportError(f"the run's report cannot be written to {str(path)!r}: {exc.strerror or exc}; the run "
+                          "itself completed as printed above", path=str(path)) from exc
     print(f"report: {written}", file=sys.stderr)
 
 
