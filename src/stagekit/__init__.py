@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from stagekit.plugins.registry import Registry as Registry
     from stagekit.records import Checker as Checker
     from stagekit.records import ContractSpec as ContractSpec
+    from stagekit.records import LogEntry as LogEntry
     from stagekit.records import Outcome as Outcome
     from stagekit.records import RunInfo as RunInfo
     from stagekit.records import RunResult as RunResult
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
     from stagekit.run.executors.process import ProcessExecutor as ProcessExecutor
     from stagekit.run.executors.sequential import SequentialExecutor as SequentialExecutor
     from stagekit.run.executors.thread import ThreadExecutor as ThreadExecutor
+    from stagekit.run.logs import prepare_worker_logging as prepare_worker_logging
     from stagekit.snapshots.manifest import Snapshot as Snapshot
     from stagekit.snapshots.workspace import Workspace as Workspace
 
@@ -104,6 +106,7 @@ __all__ = [
     "Host",
     "HostSpec",
     "LoadedPipeline",
+    "LogEntry",
     "MergeConflictError",
     "MergeError",
     "MergeStrategyError",
@@ -157,6 +160,7 @@ __all__ = [
     "is_pandera_schema",
     "load_pipeline",
     "merge_values",
+    "prepare_worker_logging",
     "resolve_schema",
     "run_task",
     "stage",
@@ -203,6 +207,8 @@ _LAZY = {
     "hookimpl": "stagekit.hookspecs",
     "hookspec": "stagekit.hookspecs",
     "Checker": "stagekit.records",
+    "LogEntry": "stagekit.records",
+    "prepare_worker_logging": "stagekit.run.logs",
     "ContractSpec": "stagekit.records",
     "Outcome": "stagekit.records",
     "RunInfo": "stagekit.records",

@@ -132,6 +132,7 @@ class Pipeline:
         params: Mapping[str, Mapping[str, Any]] | None = None,
         executor_options: Mapping[str, Any] | None = None,
         snapshot: str | None = None,
+        log_level: int | str | None = None,
     ) -> RunResult:
         """Run every stage once, in dependency order; return the artifacts and per-stage records.
 
@@ -139,7 +140,8 @@ class Pipeline:
         ``PipelineError``, ``ExecutorError`` or ``ContractError`` listing them all); warnings are issued as
         :class:`~stagekit.PipelineWarning`. ``params`` overrides stage params per stage name. A failing stage
         raises :class:`StageError` (or the stagekit error it raised, e.g. a ``ContractError``) carrying the
-        partial result.
+        partial result. ``log_level`` is the level at which stages' log records are created and kept (on
+        each ``StageRecord.logs``), under every executor; None: the driver's own (the root logger's) level.
         """
         artifacts = dict(artifacts or {})
         settings = RunSettings(executor=executor, workers=workers, contracts=contracts,
@@ -148,6 +150,9 @@ class Pipeline:
         found = self.validate(artifacts, settings)
         if not found.ok:
             raise found.error()
+        from stagekit.run.logs import level_number
+
+        level_number(log_level)  # an unknown level name is refused before any stage starts
         for warning in found.warnings:
             warnings.warn(warning, stacklevel=2)
         dag, host = self.dag(artifacts), self.host
@@ -157,7 +162,7 @@ class Pipeline:
         ex = make_executor(host, executor, workers, dict(settings.executor_options))
         info = RunInfo(uuid.uuid4().hex[:12], tuple(dag.order), executor, workers, contracts, snapshot)
         opts = RunOptions(executor=ex, merge=host.registry.merge_table.merge, hook=host.hook, checker=checker,
-                          params=settings.params, origins=self.origins, info=info)
+                          params=settings.params, origins=self.origins, info=info, log_level=log_level)
         return run_dag(dag, artifacts, opts)
 
 

@@ -190,12 +190,12 @@ class LoadedPipeline:
     def check(self) -> Validation:
         return self.pipeline.validate(self.artifacts, self.settings)
 
-    def run(self) -> RunResult:
+    def run(self, *, log_level: int | str | None = None) -> RunResult:
         s = self.settings
         return self.pipeline.run(
             self.artifacts, executor=s.executor, workers=s.workers, contracts=s.contracts,
             stage_contracts=s.stage_contracts, params=s.params, executor_options=s.executor_options,
-            snapshot=self.snapshot)
+            snapshot=self.snapshot, log_level=log_level)
 
 
 def load_pipeline(

@@ -304,3 +304,19 @@ print([e.message for e in outcome.logs], seen, logs.current.get(), logging.getLo
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['inside'] [('talk', 'inside'), (None, 'outside')] None 20"
+
+
+def test_pipeline_run_takes_the_log_level_and_refuses_an_unknown_one() -> None:
+    import logging
+
+    from stagekit import Pipeline, PipelineError, stage
+
+    def chatty() -> int:
+        logging.getLogger("chatty").debug("details")
+        return 1
+
+    p = Pipeline([stage(chatty, provides=["n"])])
+    assert [e.message for e in p.run(log_level="DEBUG").stages["chatty"].logs] == ["details"]
+    assert list(p.run(log_level=logging.INFO).stages["chatty"].logs) == []
+    with pytest.raises(PipelineError):
+        p.run(log_level="LOUD")

@@ -174,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always", PipelineWarning)  # each one reported, as one clean line
             warnings.showwarning = _warning_printer(progress)
-            result = loaded.run()
+            result = loaded.run(log_level=getattr(args, "log_level", None))
     except StagekitError as exc:
         progress.close()
         partial = getattr(exc, "result", None)

@@ -200,3 +200,6 @@ def emit(stage: str, entries: list[LogEntry]) -> list[LogEntry]:
         record.msecs = (e.created - int(e.created)) * 1000
         logger.handle(record)
     return kept
+
+
+prepare_worker_logging = prepare_worker  # its public name (stagekit.prepare_worker_logging), for executor plugins
