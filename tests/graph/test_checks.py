@@ -212,3 +212,12 @@ def test_concurrent_updaters_merged_only_by_the_catch_all_are_a_warning_naming_t
     assert "its type Counts has no merge of its own" in str(found.warnings[0])
     with pytest.warns(PipelineWarning, match="Counts has no merge of its own"):
         assert pipeline.run().artifacts["counts"] == Counts(1, 2)
+
+
+def test_a_param_that_cannot_travel_is_refused_before_a_process_run() -> None:
+    import threading
+
+    lock = threading.Lock()
+    (problem,) = refused_alike(SPLIT, executor="process", params={"split": {"random_state": lock}})
+    assert problem.startswith("stage 'split' cannot be sent to a worker of executor 'process': its params cannot")
+    assert Pipeline(SPLIT).check(executor="thread", params={"split": {"random_state": lock}}) == []

@@ -88,6 +88,7 @@ def validate(dag: Dag, host: Host, settings: RunSettings) -> Validation:
     found.add("pipeline", setting_problems(dag, settings))
     found.add("pipeline", param_problems(dag, settings.params))
     found.add("pipeline", signature_problems(dag))
+    found.add("executor", travel_problems(dag, settings))
     found.add("pipeline", merge_problems(dag, host, found.warnings))
     if found.ok:  # the contract checker needs valid modes, and stages it can import
         checker = contract_checker(dag, host, settings.contracts, settings.stage_contracts)
@@ -177,6 +178,30 @@ def signature_problems(dag: Dag) -> list[str]:
                 _check_signature(name, func, [*stage.requires, *stage.params])
         except StageDefinitionError as exc:
             problems.append(str(exc))
+    return problems
+
+
+IN_PROCESS_EXECUTORS = ("sequential", "thread")
+
+
+def travel_problems(dag: Dag, settings: RunSettings) -> list[str]:
+    """Under an executor that runs stages in other processes, each stage and its params must travel there
+    (cloudpickle, as the process and Ray executors send them). Artifacts are checked as they are sent."""
+    if settings.executor in IN_PROCESS_EXECUTORS:
+        return []
+    import cloudpickle  # type: ignore[import-untyped]  # only for executors that need it
+
+    problems = []
+    for name, stage in dag.stages.items():
+        params = {**stage.params, **settings.params.get(name, {})}
+        for what, value in (("the stage", stage), ("its params", params)):
+            try:
+                cloudpickle.dumps(value)
+            except Exception as exc:
+                problems.append(f"stage {name!r} cannot be sent to a worker of executor {settings.executor!r}: "
+                                f"{what} cannot be serialized ({type(exc).__name__}: {exc}); use the thread "
+                                "executor")
+                break
     return problems
 
 
