@@ -88,6 +88,32 @@ def exercise_register_executors() -> None:
     assert made[0]["workers"] == 2 and made[0]["flavour"] == "x" and made[0]["host"] is not None
 
 
+def exercise_register_codecs() -> None:
+    codec = object()
+
+    class Plugin:
+        @hookimpl
+        def stagekit_register_codecs(self, register: Callable[..., None]) -> None:
+            register(Tally, codec)
+
+    h = host(Plugin())
+    assert [(t, c, o.plugin) for t, c, o in h.registry.codecs if t is Tally] == [(Tally, codec, "probe0")]
+    assert h.record("probe0").registered["codecs"] == [f"{Tally.__module__}.Tally"]
+
+
+def exercise_register_formats() -> None:
+    fmt = object()
+
+    class Plugin:
+        @hookimpl
+        def stagekit_register_formats(self, register: Callable[..., None]) -> None:
+            register("probe-format", fmt)
+
+    h = host(Plugin())
+    assert h.registry.formats["probe-format"] is fmt
+    assert h.registry.format_origins["probe-format"].plugin == "probe0"
+
+
 # --- contract hooks ------------------------------------------------------------------------------------
 
 
@@ -187,6 +213,8 @@ EXERCISES: dict[str, Callable[[str], None]] = {
     "stagekit_register_stages": lambda executor: exercise_register_stages(),
     "stagekit_register_merges": lambda executor: exercise_register_merges(),
     "stagekit_register_executors": lambda executor: exercise_register_executors(),
+    "stagekit_register_codecs": lambda executor: exercise_register_codecs(),
+    "stagekit_register_formats": lambda executor: exercise_register_formats(),
     "stagekit_validate_artifact": lambda executor: exercise_validate_artifact(),
     "stagekit_check_compatible": lambda executor: exercise_check_compatible(),
     "stagekit_before_run": exercise_lifecycle,

@@ -54,6 +54,22 @@ def stagekit_register_executors(register: Callable[[str, Callable[..., Any]], No
     """
 
 
+@hookspec
+def stagekit_register_codecs(register: Callable[[type | str, Any], None]) -> None:
+    """Call ``register(value_type, codec)`` for each value type this plugin knows how to store.
+
+    A codec writes a value to a file, reads it back, and fingerprints it (a content hash computed without
+    pickling); ``value_type`` is a class or ``"module.QualName"``, resolved by MRO as merges are, one
+    registration per type. See :mod:`stagekit.store.codecs` for the protocol.
+    """
+
+
+@hookspec
+def stagekit_register_formats(register: Callable[[str, Any], None]) -> None:
+    """Call ``register(name, file_format)`` for each catalog format (csv, parquet...) this plugin reads and
+    writes; see :mod:`stagekit.store.catalog` for the protocol. One registration per name."""
+
+
 # --- contracts ---------------------------------------------------------------------------------------
 
 

@@ -76,7 +76,8 @@ def _registered(found: dict[str, list[str]]) -> str:
     parts = []
     for kind, names in found.items():
         label = kind if len(names) != 1 else {"stages": "stage", "merges": "merge", "executors": "executor",
-                                               "validators": "validator", "hooks": "hook"}.get(kind, kind)
+                                               "validators": "validator", "hooks": "hook",
+                                               "codecs": "codec", "formats": "format"}.get(kind, kind)
         parts.append(f"{len(names)} {label}")
     return ", ".join(parts) or "-"
 

@@ -30,7 +30,8 @@ Status = Literal["loaded", "failed", "blocked", "disabled"]
 HOOK_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("stagekit_"))
 # executors that plugins we know of provide: named only in a hint, and only where that plugin is really missing
 _KNOWN_EXECUTOR_PLUGINS = {"ray": "stagekit-ray"}
-_REGISTRATION_HOOKS = ("stagekit_register_stages", "stagekit_register_merges", "stagekit_register_executors")
+_REGISTRATION_HOOKS = ("stagekit_register_stages", "stagekit_register_merges", "stagekit_register_executors",
+                       "stagekit_register_codecs", "stagekit_register_formats")
 # the core's own plugins, by plugin name: they register through the same hooks as any installed plugin
 BUILTIN_PLUGINS = {
     "stagekit.executors": "stagekit.run.executors.builtin",
@@ -302,6 +303,8 @@ class Host:
                 "stagekit_register_stages": lambda s, o=origin, r=staged: r.add_stage(s, o),
                 "stagekit_register_merges": lambda t, m, o=origin, r=staged: r.add_merge(t, m, o),
                 "stagekit_register_executors": lambda n, f, o=origin, r=staged: r.add_executor(n, f, o),
+                "stagekit_register_codecs": lambda t, c, o=origin, r=staged: r.add_codec(t, c, o),
+                "stagekit_register_formats": lambda n, f, o=origin, r=staged: r.add_format(n, f, o),
             }
             try:
                 for hook_name in _REGISTRATION_HOOKS:

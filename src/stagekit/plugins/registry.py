@@ -48,6 +48,9 @@ class Registry:
     executor_origins: dict[str, Provenance] = attrs.field(factory=dict)
     merges: list[tuple[type | str, Callable[[Any, list[Any]], Any], Provenance]] = attrs.field(factory=list)
     _merge_table: MergeTable | None = attrs.field(default=None, repr=False)
+    codecs: list[tuple[type | str, Any, Provenance]] = attrs.field(factory=list)
+    formats: dict[str, Any] = attrs.field(factory=dict)
+    format_origins: dict[str, Provenance] = attrs.field(factory=dict)
 
     # --- adding ---------------------------------------------------------------------------------------
 
@@ -80,6 +83,21 @@ class Registry:
         self.merges.append((value_type, merge, origin))
         self._merge_table = None
 
+    def add_codec(self, value_type: type | str, codec: Any, origin: Provenance) -> None:
+        if not isinstance(value_type, type | str):
+            raise RegistrationError(f"{origin} registered a codec for {value_type!r}, which is neither a class nor "
+                                    "a 'module.QualName' string")
+        self.codecs.append((value_type, codec, origin))
+
+    def add_format(self, name: str, file_format: Any, origin: Provenance) -> None:
+        if not isinstance(name, str) or not name:
+            raise RegistrationError(f"{origin} registered a catalog format with an invalid name {name!r}")
+        if name in self.formats:
+            raise RegistrationError(
+                f"catalog format {name!r} is registered twice: by {self.format_origins[name]} and by {origin}")
+        self.formats[name] = file_format
+        self.format_origins[name] = origin
+
     def extend(self, other: Registry) -> None:
         """Add everything ``other`` holds, with its provenance; a duplicate is an error and adds nothing."""
         for name in other.stages:
@@ -92,15 +110,23 @@ class Registry:
             self.add_stage(st, other.stage_origins[name])
         for name, factory in other.executors.items():
             self.add_executor(name, factory, other.executor_origins[name])
+        for name in other.formats:
+            if name in self.formats:
+                self.add_format(name, other.formats[name], other.format_origins[name])
         for value_type, merge, origin in other.merges:
             self.add_merge(value_type, merge, origin)
+        for value_type, codec, origin in other.codecs:
+            self.add_codec(value_type, codec, origin)
+        for name, file_format in other.formats.items():
+            self.add_format(name, file_format, other.format_origins[name])
 
     # --- reading --------------------------------------------------------------------------------------
 
     def summary(self) -> dict[str, list[str]]:
         """What is registered, by kind: stage names, merged type names, executor names (for listings)."""
         found = {"stages": list(self.stages), "merges": [_type_label(t) for t, _, _ in self.merges],
-                 "executors": list(self.executors)}
+                 "executors": list(self.executors), "codecs": [_type_label(t) for t, _, _ in self.codecs],
+                 "formats": list(self.formats)}
         return {kind: names for kind, names in found.items() if names}
 
     @property
