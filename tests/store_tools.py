@@ -1,10 +1,15 @@
-"""Reaching into a workspace's object store the way damage would: for tests that tamper with it."""
+"""Reaching into a workspace's object store the way damage would, and filling its disk: for fault tests."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from stagekit.snapshots.layout import Layout
 
@@ -30,3 +35,31 @@ def stored_files(ws: Layout) -> list[Path]:
 def contents_are_whole(ws: Layout) -> bool:
     """Every object hashes to its name."""
     return all(hashlib.sha256(p.read_bytes()).hexdigest() == p.name for p in stored_files(ws))
+
+
+# The os functions that write data: on a full disk each raises ENOSPC (Python's own file objects write below
+# ``os`` and are not affected; tests/snapshots/test_faults.py also runs stagekit on a really full filesystem).
+DATA_WRITES = ("write", "pwrite", "writev", "pwritev", "copy_file_range", "sendfile", "posix_fallocate")
+
+
+def fill_disk(monkeypatch: pytest.MonkeyPatch, after: int = 0, also: Sequence[str] = ()) -> list[str]:
+    """Make the disk full as ``os`` sees it: after ``after`` calls that write data succeed, every one raises
+    ``OSError(ENOSPC)``, as do the ``os`` functions named in ``also`` (e.g. "mkdir": a full ext4 has no block
+    for a new directory). Returns the names of the calls refused, as they are refused."""
+    refused: list[str] = []
+    allowed = [after]
+
+    def full(name: str, real: Callable[..., Any], always: bool) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not always and allowed[0] > 0:
+                allowed[0] -= 1
+                return real(*args, **kwargs)
+            refused.append(name)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        return call
+
+    for name in dict.fromkeys((*DATA_WRITES, *also)):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, full(name, getattr(os, name), always=name in also))
+    return refused

@@ -1,4 +1,4 @@
-"""``stagekit snapshot``: create, list, show, verify, restore and delete immutable workspace snapshots.
+"""``stagekit snapshot``: create, list, show, verify, restore, delete and gc immutable workspace snapshots.
 
 Errors are raised (``SnapshotError``, ``WorkspaceError``) for ``stagekit.cli.main`` to print; ``verify``
 exits 1 and lists every problem when the snapshot does not match.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -74,8 +75,36 @@ def add_parser(subparsers: Any) -> None:
                    help="wait this long for another snapshot creation or deletion to finish (default: 0)")
     p.set_defaults(func=_delete)
 
+    p = sub.add_parser("gc", help="remove stored files no snapshot uses, and leftovers of crashed creations")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another snapshot creation or deletion to finish (default: 0)")
+    p.set_defaults(func=_gc)
+
+    for command in sub.choices.values():
+        command.set_defaults(func=_named_errors(command.get_default("func")))
+
 
 # --- handlers ------------------------------------------------------------------------------------------
+
+
+def _named_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``handler``, with an ``OSError`` that the snapshot code did not word itself (a bug there) raised as a
+    ``WorkspaceError`` naming the file, so that it still prints as one line and exits 2, not a traceback."""
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except OSError as exc:
+            from stagekit.errors import WorkspaceError
+            from stagekit.snapshots.layout import why
+
+            if isinstance(exc, BrokenPipeError):
+                raise
+            raise WorkspaceError(f"snapshot {args.snapshot_command} failed: {why(exc)}",
+                                 path=os.fsdecode(exc.filename) if isinstance(exc.filename, str | bytes)
+                                 else None) from exc
+
+    return run
 
 
 def _workspace(args: argparse.Namespace) -> Workspace:
@@ -173,6 +202,12 @@ def _delete(args: argparse.Namespace) -> int:
     result = _workspace(args).delete_snapshot(args.name, wait=args.wait)
     print(f"deleted snapshot {result.name!r}; removed {result.objects_removed} stored contents no other "
           f"snapshot uses ({_size(result.bytes_freed)} freed)")
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    removed, freed = _workspace(args).gc(wait=args.wait)
+    print(f"removed {removed} stored contents no snapshot uses ({_size(freed)} freed)")
     return 0
 
 

@@ -40,6 +40,13 @@ def check_name(name: str, what: str, error: Callable[[str], Exception] = Workspa
     return name
 
 
+def why(exc: OSError) -> str:
+    """What went wrong, in words: the reason, then the file (or files) it concerns, if the error names any."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    files = [repr(os.fsdecode(f)) for f in (exc.filename, exc.filename2) if isinstance(f, str | bytes)]
+    return f"{reason} ({' -> '.join(files)})" if files else reason
+
+
 def stat_key(st: os.stat_result) -> list[int]:
     """What says a file is unchanged: size, mtime_ns, ctime_ns (no program can set it), inode, device."""
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
@@ -131,12 +138,16 @@ class Layout:
         """Create ``.stagekit`` and its subdirectories if missing."""
         if self.tmp_dir.is_dir():
             return
-        for d in (self.objects_dir, self.snapshots_dir, self.checkouts_dir, self.cache_dir, self.locks_dir,
-                  self.tmp_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        ignore = self.state_dir / ".gitignore"
-        if not ignore.exists():  # stagekit's state is big and local: keep it out of version control
-            atomic_write_text(ignore, "*\n")
+        try:
+            for d in (self.objects_dir, self.snapshots_dir, self.checkouts_dir, self.cache_dir, self.locks_dir,
+                      self.tmp_dir):
+                d.mkdir(parents=True, exist_ok=True)
+            ignore = self.state_dir / ".gitignore"
+            if not ignore.exists():  # stagekit's state is big and local: keep it out of version control
+                atomic_write_text(ignore, "*\n")
+        except OSError as exc:
+            raise WorkspaceError(f"cannot create stagekit's state in {str(self.state_dir)!r}: {why(exc)}",
+                                 path=str(exc.filename or self.state_dir)) from exc
 
     # --- paths ---------------------------------------------------------------------------------------
 
@@ -179,6 +190,12 @@ class Layout:
         workspace, or to a part of it that ``roots`` do not include, is refused, as are sockets, FIFOs and
         devices. Every refusal is listed in one ``WorkspaceError``.
         """
+        try:
+            return self._scan(roots)
+        except OSError as exc:  # a directory that cannot be listed, a link that cannot be read
+            raise WorkspaceError(f"cannot snapshot: {why(exc)}", path=str(exc.filename or self.root)) from exc
+
+    def _scan(self, roots: Sequence[str]) -> list[ScanItem]:
         items: list[ScanItem] = []
         problems: list[str] = []
         for rel, st, empty in walk(self.root, roots):
@@ -222,31 +239,41 @@ class Layout:
         """Hold ``.stagekit/locks/<name>.lock`` (flock; released when the process dies).
 
         ``wait`` is how many seconds to wait for it (None: as long as it takes). An exclusive holder writes
-        its pid and ``purpose`` into the file, so that a refused process can say who holds it.
+        its pid and ``purpose`` into the file, so that a refused process can say who holds it. Taking a lock
+        needs no free space, so that ``delete`` and ``gc`` can free some on a full disk: the file is empty
+        when first created, and if the holder text cannot be written, the file is emptied and the holder is
+        "unknown" to others. Any other failure is a ``WorkspaceError`` naming the lock file.
         """
         import fcntl  # POSIX only: imported here so that importing stagekit works everywhere
 
         self.ensure_state()
         path = self.locks_dir / f"{name}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            try:  # a read-only workspace or lock file: flock needs no write access
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                raise WorkspaceError(f"cannot open the lock file {str(path)!r}: {exc.strerror or exc}",
+                                     path=str(path)) from exc
         try:
             op = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
             deadline = None if wait is None else time.monotonic() + wait
-            while not _try_flock(fd, op, block=deadline is None):
+            while not _try_flock(fd, op, block=deadline is None, path=path):
                 if deadline is not None and time.monotonic() >= deadline:
-                    holder = path.read_text(errors="replace").strip() or "unknown"
+                    holder = _read_holder(path)
                     raise WorkspaceLockedError(
                         f"the workspace {str(self.root)!r} is busy: another process holds {path.name} "
                         f"({holder}); try again when it is done", holder=holder)
                 time.sleep(0.05)
-            if not shared:  # fixed width: no truncation, which costs a journal commit on ext4
-                os.pwrite(fd, f"pid {os.getpid()}: {purpose}".encode()[:_HOLDER].ljust(_HOLDER), 0)
+            if not shared:
+                _write_holder(fd, f"pid {os.getpid()}: {purpose}")
             yield
         finally:
             os.close(fd)
 
 
-def _try_flock(fd: int, op: int, block: bool) -> bool:
+def _try_flock(fd: int, op: int, block: bool, path: Path) -> bool:
     import fcntl
 
     try:
@@ -254,3 +281,28 @@ def _try_flock(fd: int, op: int, block: bool) -> bool:
         return True
     except BlockingIOError:
         return False
+    except OSError as exc:  # ENOLCK (some network filesystems), EINTR...
+        raise WorkspaceError(f"cannot lock {str(path)!r}: {exc.strerror or exc}", path=str(path)) from exc
+
+
+def _write_holder(fd: int, text: str) -> None:
+    """Best effort: fixed width, so no truncation (which costs a journal commit on ext4) in the common case.
+
+    Writing into a new, empty lock file needs a block; on a full disk (or over quota) it is left empty
+    instead, rather than holding an earlier holder's text.
+    """
+    data = text.encode()[:_HOLDER].ljust(_HOLDER)
+    try:
+        if os.pwrite(fd, data, 0) == len(data):
+            return
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+
+
+def _read_holder(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace").strip() or "unknown"
+    except OSError:
+        return "unknown"

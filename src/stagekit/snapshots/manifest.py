@@ -9,6 +9,7 @@ split into its parts and none may be empty, "." or ".."; nothing may lie under a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -158,10 +159,19 @@ def file_of(layout: Layout, name: str) -> Path:
 
 
 def _read(file: Path) -> Snapshot:
+    """The manifest in ``file``; ``FileNotFoundError`` if there is none."""
     try:
-        return loads(file.read_bytes())
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise SnapshotError(f"cannot read snapshot manifest {str(file)!r}: {exc.strerror or exc}",
+                            snapshot=file.stem, path=str(file)) from exc
+    try:
+        return loads(data)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SnapshotError(f"snapshot manifest {str(file)!r} is damaged: {exc}", path=str(file)) from exc
+        raise SnapshotError(f"snapshot manifest {str(file)!r} is damaged: {exc}", snapshot=file.stem,
+                            path=str(file)) from exc
 
 
 def load(layout: Layout, name: str) -> Snapshot:
@@ -176,4 +186,9 @@ def load(layout: Layout, name: str) -> Snapshot:
 def load_all(layout: Layout, but: str | None = None) -> list[Snapshot]:
     """Every snapshot of the workspace (except ``but``), sorted by name."""
     files = sorted(p for p in layout.snapshots_dir.glob("*.json") if not p.name.startswith("."))
-    return [_read(p) for p in files if p.stem != but]
+    snaps = []
+    for p in files:
+        if p.stem != but:
+            with contextlib.suppress(FileNotFoundError):  # deleted since it was listed
+                snaps.append(_read(p))
+    return snaps

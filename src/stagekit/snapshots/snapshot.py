@@ -15,6 +15,7 @@ workspace ``Layout``; the ``Workspace`` class is the public front door to them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -26,12 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stagekit.atomic import atomic_write_json, atomic_write_text, copy_file, fsync_dir, sync_filesystem
-from stagekit.errors import SnapshotError, SnapshotExistsError, SnapshotNotFoundError
+from stagekit.errors import SnapshotError, SnapshotExistsError, SnapshotNotFoundError, StagekitError
 from stagekit.snapshots import manifest
-from stagekit.snapshots.layout import Layout, ScanItem, stat_key, walk
+from stagekit.snapshots.layout import Layout, ScanItem, stat_key, walk, why
 from stagekit.snapshots.manifest import Entry, Snapshot
 from stagekit.snapshots.statcache import StatCache
-from stagekit.snapshots.store import Progress, ProgressFn, Store, Txn, clean_tmp
+from stagekit.snapshots.store import Collected, Progress, ProgressFn, Store, Txn, clean_tmp
 from stagekit.snapshots.verify import check_intact, require_objects
 
 
@@ -50,7 +51,8 @@ class RestoreResult:
     path: Path
     files: int
     size: int
-    method: str  # "reflink", "copy", "reflink+copy" or "hardlink"
+    method: str  # "reflink", "copy", "reflink+copy", "hardlink" or "hardlink+copy (N files copied: why)"
+    copied: int = 0  # with hardlink: files copied because they could not be linked (another filesystem...)
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,11 @@ def create(layout: Layout, name: str, paths: Iterable[str | os.PathLike[str]], *
                 os.unlink(target)  # written but perhaps not durable: it must not outlive its objects
             txn.rollback()
             if isinstance(exc, OSError):
-                raise SnapshotError(f"could not create snapshot {name!r}: {exc.strerror or exc}; nothing "
+                raise SnapshotError(f"could not create snapshot {name!r}: {why(exc)}; nothing "
                                     "was kept", snapshot=name) from exc
+            if type(exc) is SnapshotError and exc.snapshot is None:  # a file's failure: say whose
+                raise SnapshotError(f"could not create snapshot {name!r}: {exc}; nothing was kept",
+                                    snapshot=name, path=exc.path, problems=exc.problems) from exc
             raise
         with contextlib.suppress(OSError):
             cache.save(roots, {it.rel for it in items})
@@ -126,62 +131,166 @@ def restore(layout: Layout, name: str, to: str | os.PathLike[str], *, hardlink: 
 
     Files are reflinked where the filesystem can, else copied: independent of the store. With ``hardlink``
     every file is a hard link to its stored object instead: fast, but a program that rewrites such a file in
-    place (pandas ``to_parquet`` does) changes the stored object too, which ``verify`` then reports.
+    place (pandas ``to_parquet`` does) changes the stored object too, which ``verify`` then reports. A file
+    that cannot be linked (``to`` is on another filesystem, or the object has too many links) is copied,
+    and the result's ``method`` says how many were.
     The tree is built beside ``to``, checked against the manifest (unless ``verify=False``) and renamed into
-    place, so ``to`` never holds half a restore.
+    place, so ``to`` never holds half a restore. On any failure, what the restore made (the tree, and the
+    parent directories it created) is removed, and the error says which file failed, or what is left.
     """
     snap = manifest.load(layout, name)
     dest = Path(os.path.abspath(to))
+    what = f"restore snapshot {name!r} to {str(dest)!r}"
     real = Path(os.path.realpath(dest.parent)) / dest.name
     if real == layout.state_dir or layout.state_dir in real.parents:
-        raise SnapshotError(f"cannot restore into stagekit's own state: {str(dest)!r}", path=str(dest))
-    if os.path.lexists(dest) and (dest.is_symlink() or not dest.is_dir() or any(dest.iterdir())):
+        raise SnapshotError(f"cannot restore into stagekit's own state: {str(dest)!r}", snapshot=name,
+                            path=str(dest))
+    try:
+        taken = os.path.lexists(dest) and (dest.is_symlink() or not dest.is_dir() or any(dest.iterdir()))
+    except OSError as exc:
+        raise SnapshotError(f"could not {what}: {why(exc)}", snapshot=name, path=str(dest)) from exc
+    if taken:
         raise SnapshotError(f"cannot restore snapshot {name!r} to {str(dest)!r}: it exists and is not an "
                             "empty directory", snapshot=name, path=str(dest))
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    made = _make_parents(dest.parent, what, name)
     tmp = dest.parent / f".{dest.name}.restoring-{os.urandom(4).hex()}"
-    with layout.lock("gc", shared=True, wait=None):
-        store = Store(layout)
-        require_objects(store, snap)
-        try:
-            method = _materialize(store, snap, tmp, hardlink, progress)
+    try:
+        with layout.lock("gc", shared=True, wait=None):
+            store = Store(layout)
+            require_objects(store, snap)
+            built = _materialize(store, snap, tmp, dest, hardlink, progress)
             if verify:
                 check_intact(tmp, snap, check_mode=not hardlink)
             sync_filesystem(tmp)
             os.replace(tmp, dest)  # an empty directory is replaced atomically
-            fsync_dir(dest.parent)
-        except BaseException as exc:
-            _remove_tree(tmp)
-            if isinstance(exc, OSError):
-                raise SnapshotError(f"could not restore snapshot {name!r} to {str(dest)!r}: "
-                                    f"{exc.strerror or exc}", snapshot=name, path=str(dest)) from exc
+    except BaseException as exc:
+        if (err := _failed(exc, what, name, str(dest), _clean_up(tmp, made))) is exc:
             raise
-    return RestoreResult(name, dest, snap.file_count, snap.total_size, method)
+        raise err from exc
+    try:
+        fsync_dir(dest.parent)
+    except OSError as exc:
+        raise SnapshotError(f"restored snapshot {name!r} to {str(dest)!r}, but its directory entry could not "
+                            f"be flushed to disk ({why(exc)}): the restore is complete but may not survive a "
+                            "crash", snapshot=name, path=str(dest)) from exc
+    return RestoreResult(name, dest, snap.file_count, snap.total_size, built.method, built.copied)
 
 
-def _materialize(store: Store, snap: Snapshot, root: Path, hardlink: bool, progress: ProgressFn | None) -> str:
-    """Write the snapshot's tree into the new directory ``root``; returns how its files were made."""
-    os.mkdir(root)
-    made, methods = {""}, set[str]()
-    done = done_bytes = 0
-    for e in snap.entries:
-        path = os.path.join(root, e.path)
-        if (parent := os.path.dirname(e.path)) not in made:
-            os.makedirs(os.path.join(root, parent), exist_ok=True)
-            made.add(parent)
-        if e.kind == "dir":
-            os.makedirs(path, exist_ok=True)
-            os.chmod(path, e.mode)
-        elif e.kind == "symlink":
-            os.symlink(e.target, path)
-        elif hardlink:
-            os.link(store.path(e.hash), path)
-        else:
-            methods.add(copy_file(store.path(e.hash), path, permissions=e.mode))
-        if e.kind == "file" and progress is not None:
-            done, done_bytes = done + 1, done_bytes + e.size
-            progress(Progress("restoring", done, snap.file_count, done_bytes, snap.total_size))
-    return "hardlink" if hardlink else "+".join(sorted(methods)) or "copy"
+@dataclass(frozen=True)
+class _Built:
+    method: str
+    copied: int  # files copied because they could not be hard-linked
+
+
+_LINK_REFUSED = {errno.EXDEV: "another filesystem", errno.EMLINK: "too many links to the stored object"}
+
+
+def _materialize(store: Store, snap: Snapshot, root: Path, shown: Path, hardlink: bool,
+                 progress: ProgressFn | None) -> _Built:
+    """Write the snapshot's tree into the new directory ``root`` (to become ``shown``); how its files were made.
+
+    An ``OSError`` is raised again saying which entry failed, and its stored object and destination.
+    """
+    made, methods, refused = {""}, set[str](), set[int]()
+    copied = done = done_bytes = 0
+    e: Entry | None = None
+    doing = f"creating directory {str(shown)!r}"
+    try:
+        os.mkdir(root)
+        for e in snap.entries:
+            path = os.path.join(root, e.path)
+            if (parent := os.path.dirname(e.path)) not in made:
+                doing = f"creating directory {str(shown / parent)!r}"
+                os.makedirs(os.path.join(root, parent), exist_ok=True)
+                made.add(parent)
+            if e.kind == "dir":
+                doing = f"creating directory {str(shown / e.path)!r}"
+                os.makedirs(path, exist_ok=True)
+                os.chmod(path, e.mode)
+            elif e.kind == "symlink":
+                doing = f"creating symlink {str(shown / e.path)!r} -> {e.target!r}"
+                os.symlink(e.target, path)
+            else:
+                src, linked = store.path(e.hash), False
+                if hardlink and errno.EXDEV not in refused:  # across filesystems, every link fails
+                    doing = f"linking stored object {src!r} to {str(shown / e.path)!r}"
+                    try:
+                        os.link(src, path)
+                        linked = True
+                    except OSError as exc:
+                        if exc.errno not in _LINK_REFUSED:
+                            raise
+                        refused.add(exc.errno)
+                if not linked:
+                    doing = f"copying stored object {src!r} to {str(shown / e.path)!r}"
+                    methods.add(copy_file(src, path, permissions=e.mode))
+                    copied += hardlink
+                done, done_bytes = done + 1, done_bytes + e.size
+                if progress is not None:
+                    progress(Progress("restoring", done, snap.file_count, done_bytes, snap.total_size))
+    except OSError as exc:  # say which entry, from where to where: the caller words the rest
+        where = f"{e.path}: " if e is not None else ""
+        raise OSError(exc.errno, f"{where}{exc.strerror or exc} ({doing})") from exc
+    if not hardlink:
+        return _Built("+".join(sorted(methods)) or "copy", 0)
+    if not copied:
+        return _Built("hardlink", 0)
+    why_copied = ", ".join(_LINK_REFUSED[n] for n in sorted(refused))
+    return _Built(f"hardlink+copy ({copied} file{'s' * (copied != 1)} copied: {why_copied})", copied)
+
+
+def _make_parents(path: Path, what: str, name: str) -> list[Path]:
+    """Create directory ``path`` and its missing parents; the ones created, outermost first."""
+    missing = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = path.parent
+    if not path.is_dir():
+        raise SnapshotError(f"could not {what}: {str(path)!r} is in the way (it is not a directory)",
+                            snapshot=name, path=str(path))
+    made: list[Path] = []
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except OSError as exc:
+            left = _clean_up(None, made)
+            raise SnapshotError(f"could not {what}: cannot create directory {str(d)!r}: "
+                                f"{exc.strerror or exc}{_left_note(left)}", snapshot=name, path=str(d)) from exc
+        made.append(d)
+    return made
+
+
+def _clean_up(tree: Path | None, made: list[Path]) -> list[str]:
+    """Remove a partial ``tree`` and then the directories in ``made`` (innermost last in the list); what could
+    not be removed, and why."""
+    left = []
+    if tree is not None:
+        try:
+            _remove_tree(tree)
+        except OSError as exc:
+            left.append(f"{str(tree)!r} ({exc.strerror or exc})")
+    for d in reversed(made):
+        try:
+            os.rmdir(d)
+        except OSError as exc:
+            left.append(f"{str(d)!r} ({exc.strerror or exc})")
+    return left
+
+
+def _left_note(left: list[str], nothing: str = "; nothing was left behind") -> str:
+    return f"; could not remove what it made: {', '.join(left)}" if left else nothing
+
+
+def _failed(exc: BaseException, what: str, name: str, path: str, left: list[str]) -> BaseException:
+    """The error to raise for ``exc``, which made ``what`` fail, having left ``left`` behind."""
+    if isinstance(exc, OSError):
+        return SnapshotError(f"could not {what}: {why(exc)}{_left_note(left)}", snapshot=name, path=path)
+    if left and isinstance(exc, StagekitError):
+        return SnapshotError(f"{exc}{_left_note(left)}", snapshot=name, path=getattr(exc, "path", None) or path,
+                             problems=getattr(exc, "problems", ()))
+    if left:
+        exc.add_note(_left_note(left)[2:])
+    return exc
 
 
 def _remove_tree(path: Path) -> None:
@@ -204,30 +313,44 @@ def checkout(layout: Layout, name: str) -> Path:
     Built once under ``.stagekit/checkouts/<name>`` (copies, so a stage that writes into its inputs cannot
     reach the store) and verified against the manifest then; later calls only compare every entry's stat
     with the one recorded at build time, and rebuild on any difference (a file rewritten, added, removed).
+    A valid checkout is returned without writing anything (so on a full disk too); a build that fails
+    leaves no checkout, and the error names the file.
     """
     snap = manifest.load(layout, name)
-    digest = hashlib.sha256(manifest.file_of(layout, name).read_bytes()).hexdigest()
+    file = manifest.file_of(layout, name)
+    try:
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise SnapshotError(f"could not check out snapshot {name!r}: {why(exc)}", snapshot=name,
+                            path=str(file)) from exc
     dest, stamp_path = layout.checkouts_dir / name, layout.checkouts_dir / f"{name}.stamp.json"
+    what = f"check out snapshot {name!r} into {str(dest)!r}"
     with layout.lock(f"checkout-{name}", wait=None), layout.lock("gc", shared=True, wait=None):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             stamp = json.loads(stamp_path.read_bytes())
             if stamp["manifest"] == digest and dest.is_dir() and stamp["tree"] == _tree_stamp(dest):
                 return dest
-        _drop_checkout(layout, name)
+        try:
+            _drop_checkout(layout, name)
+        except OSError as exc:
+            raise SnapshotError(f"could not {what}: cannot remove the old checkout: {why(exc)}", snapshot=name,
+                                path=_filename(exc) or str(dest)) from exc
         store = Store(layout)
         require_objects(store, snap)
         tmp = layout.checkouts_dir / f".tmp~{name}~{os.urandom(4).hex()}"
         try:
-            _materialize(store, snap, tmp, hardlink=False, progress=None)
+            _materialize(store, snap, tmp, dest, hardlink=False, progress=None)
             check_intact(tmp, snap, check_mode=True)
             for rel, st, _ in reversed(list(walk(tmp, ["."]))):  # deepest first; the top stays writable
                 if rel != "." and not stat.S_ISLNK(st.st_mode):
                     os.chmod(tmp / rel, stat.S_IMODE(st.st_mode) & ~0o222)
             os.rename(tmp, dest)
+        except BaseException as exc:
+            if (err := _failed(exc, what, name, str(dest), _clean_up(tmp, []))) is exc:
+                raise
+            raise err from exc
+        with contextlib.suppress(OSError):  # without its stamp, a whole checkout is only rebuilt next time
             atomic_write_json(stamp_path, {"manifest": digest, "tree": _tree_stamp(dest)})
-        except BaseException:
-            _remove_tree(tmp)
-            raise
     return dest
 
 
@@ -242,28 +365,64 @@ def _drop_checkout(layout: Layout, name: str) -> None:
 
 
 def delete(layout: Layout, name: str, *, wait: float = 0.0) -> DeleteResult:
-    """Delete snapshot ``name``, its checkout, and every stored object no other snapshot refers to."""
+    """Delete snapshot ``name``, its checkout, and every stored object no other snapshot refers to.
+
+    Needs no free space. Until its manifest is removed the snapshot is intact, and a failure says so; once
+    it is, the snapshot is gone, and a content that cannot be removed is named in the error (``gc`` removes
+    it later).
+    """
     target = manifest.file_of(layout, name)
     with layout.lock("write", wait=wait, purpose=f"deleting snapshot {name!r}"):
         if not target.exists():
             raise SnapshotNotFoundError(f"no snapshot named {name!r} in workspace {str(layout.root)!r}",
                                         snapshot=name)
         keep = _referenced(layout, but=name)  # another manifest is damaged: fail before removing anything
+        intact = f"; snapshot {name!r} is intact"
         with layout.lock(f"checkout-{name}", wait=None):
-            _drop_checkout(layout, name)
-        os.unlink(target)
-        fsync_dir(layout.snapshots_dir)
-        removed, freed = Store(layout).remove_unreferenced(keep)
-    return DeleteResult(name, removed, freed)
+            try:
+                _drop_checkout(layout, name)
+            except OSError as exc:
+                raise SnapshotError(f"could not delete snapshot {name!r}: cannot remove its checkout: "
+                                    f"{why(exc)}{intact}", snapshot=name, path=_filename(exc)) from exc
+        try:
+            os.unlink(target)
+        except OSError as exc:
+            raise SnapshotError(f"could not delete snapshot {name!r}: cannot remove its manifest: {why(exc)}"
+                                f"{intact}", snapshot=name, path=str(target)) from exc
+        try:
+            fsync_dir(layout.snapshots_dir)
+        except OSError as exc:  # the removal might not survive a crash: its contents must
+            raise SnapshotError(f"deleted snapshot {name!r}, but the deletion could not be flushed to disk "
+                                f"({why(exc)}); its stored contents were kept (`stagekit snapshot gc` removes "
+                                "them)", snapshot=name, path=str(layout.snapshots_dir)) from exc
+        got = Store(layout).remove_unreferenced(keep)
+        _check_collected(got, f"deleted snapshot {name!r}, but", name)
+    return DeleteResult(name, got.removed, got.freed)
 
 
 def gc(layout: Layout, *, wait: float = 0.0) -> tuple[int, int]:
     """Remove stored objects no snapshot refers to, and leftovers of crashed creations.
 
-    Returns (objects removed, bytes freed).
+    Returns (objects removed, bytes freed). Needs no free space.
     """
     with layout.lock("write", wait=wait, purpose="collecting garbage"):
-        return Store(layout).remove_unreferenced(_referenced(layout))
+        got = Store(layout).remove_unreferenced(_referenced(layout))
+        _check_collected(got, "gc could not finish:", None)
+    return got.removed, got.freed
+
+
+def _check_collected(got: Collected, prefix: str, name: str | None) -> None:
+    if got.failed:
+        path, reason = got.failed[0]
+        raise SnapshotError(f"{prefix} {len(got.failed)} stored content(s) no snapshot uses could not be "
+                            f"removed ({got.removed} were, {got.freed} bytes freed): {path}: {reason}"
+                            + (" ..." if len(got.failed) > 1 else "") + "; `stagekit snapshot gc` removes them "
+                            "once that is fixed", snapshot=name, path=path,
+                            problems=[f"{p}: {r}" for p, r in got.failed])
+
+
+def _filename(exc: OSError) -> str | None:
+    return os.fsdecode(exc.filename) if isinstance(exc.filename, str | bytes) else None
 
 
 def _referenced(layout: Layout, but: str | None = None) -> set[str]:

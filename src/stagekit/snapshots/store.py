@@ -20,12 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from stagekit.atomic import sync_filesystem
 from stagekit.errors import SnapshotError
-from stagekit.snapshots.layout import Layout, ScanItem, stat_key
+from stagekit.snapshots.layout import Layout, ScanItem, stat_key, why
 
 RETRIES = 3  # reads of a file that changes while it is read
 _BUF = 1 << 20  # read size: a file up to this size is read in one call, hashed, and written only if new
@@ -120,7 +120,13 @@ def hash_files(jobs: Sequence[tuple[str, int]], phase: str, progress: ProgressFn
     """``hash_file`` of each (path, expected size), on threads: path -> what it holds."""
     def work(batch: list[tuple[str, int]]) -> list[tuple[str, Hashed]]:
         buf = memoryview(bytearray(_BUF))
-        return [(path, hash_file(path, size, buf)) for path, size in batch]
+        done = []
+        for path, size in batch:
+            try:
+                done.append((path, hash_file(path, size, buf)))
+            except OSError as exc:  # a read error (EIO, EACCES): say which file, which a read does not
+                raise OSError(exc.errno, exc.strerror or str(exc), path) from exc
+        return done
 
     small = sum(size for _, size in jobs) < _SMALL_FILES * len(jobs)
     return dict(in_threads(work, jobs, lambda job: job[1], phase, progress, 1 if small else WORKERS))
@@ -152,23 +158,55 @@ class Store:
         """Those of ``digests`` the store does not hold."""
         return {d for d in set(digests) if not self.has(d)}
 
-    def remove_unreferenced(self, keep: set[str]) -> tuple[int, int]:
-        """Remove every object not in ``keep``, and leftover temporaries: (objects removed, bytes freed).
+    def remove_unreferenced(self, keep: set[str]) -> Collected:
+        """Remove every object not in ``keep``, and leftover temporaries.
 
-        The caller holds the write lock (no creation runs); this takes the gc lock from readers.
+        Needs no free space. An object that cannot be removed is skipped and listed in the result's
+        ``failed``: the others are still removed. The caller holds the write lock (no creation runs); this
+        takes the gc lock from readers.
         """
-        removed = freed = 0
-        with self.layout.lock("gc", wait=None), os.scandir(self.objects) as subs:
+        got = Collected()
+        with self.layout.lock("gc", wait=None):
+            try:
+                subs = sorted(e.path for e in os.scandir(self.objects) if e.is_dir(follow_symlinks=False))
+            except FileNotFoundError:
+                subs = []
+            except OSError as exc:
+                got.failed.append((self.objects, why(exc)))
+                subs = []
             for sub in subs:
-                if not sub.is_dir(follow_symlinks=False):
+                try:
+                    with os.scandir(sub) as objs:
+                        names = [obj.name for obj in objs]
+                except OSError as exc:
+                    got.failed.append((sub, why(exc)))
                     continue
-                for obj in os.scandir(sub.path):
-                    if obj.name not in keep:
-                        freed += obj.stat(follow_symlinks=False).st_size
-                        os.unlink(obj.path)
-                        removed += 1
+                for name in names:
+                    if name not in keep:
+                        path = f"{sub}/{name}"
+                        try:
+                            size = os.lstat(path).st_size
+                            os.unlink(path)
+                        except FileNotFoundError:
+                            continue
+                        except OSError as exc:
+                            got.failed.append((path, exc.strerror or str(exc)))
+                            continue
+                        got.removed += 1
+                        got.freed += size
             clean_tmp(self.layout)
-        return removed, freed
+        self._listings.clear()
+        return got
+
+
+@dataclass
+class Collected:
+    """What ``remove_unreferenced`` did: objects removed, bytes freed, and (path, why) of what it could not
+    remove."""
+
+    removed: int = 0
+    freed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def clean_tmp(layout: Layout, prefix: str = "") -> None:
@@ -222,7 +260,7 @@ class Txn(Store):
             except OSError as exc:
                 gone = isinstance(exc, FileNotFoundError) and exc.filename == path
                 raise SnapshotError(f"{rel} disappeared" if gone else
-                                    f"{rel} could not be stored: {exc.strerror or exc}", path=rel) from exc
+                                    f"{rel} could not be stored: {why(exc)}", path=rel) from exc
             if got is not None:
                 return got
             time.sleep(0.02 * (attempt + 1))

@@ -12,7 +12,7 @@ from typing import Any
 
 from stagekit.errors import SnapshotCorruptError, SnapshotError
 from stagekit.snapshots import manifest
-from stagekit.snapshots.layout import Layout, walk
+from stagekit.snapshots.layout import Layout, walk, why
 from stagekit.snapshots.manifest import Entry, Snapshot
 from stagekit.snapshots.store import Hashed, ProgressFn, Store, hash_files
 
@@ -54,13 +54,18 @@ def verify(layout: Layout, name: str, *, against: str | os.PathLike[str] | None 
     missing and extra file under the snapshot's paths is listed.
     """
     snap = manifest.load(layout, name)
-    if against is not None:
-        problems = compare_tree(Path(against).absolute(), snap, progress, check_mode=True)
-        return VerifyReport(name, snap.file_count, snap.total_size, tuple(problems), os.fspath(against))
-    store = Store(layout)
-    with layout.lock("gc", shared=True, wait=None):
-        jobs = {store.path(e.hash): e.size for e in snap.files}
-        hashed = hash_files(list(jobs.items()), "verifying", progress)
+    try:
+        if against is not None:
+            problems = compare_tree(Path(against).absolute(), snap, progress, check_mode=True)
+            return VerifyReport(name, snap.file_count, snap.total_size, tuple(problems), os.fspath(against))
+        store = Store(layout)
+        with layout.lock("gc", shared=True, wait=None):
+            jobs = {store.path(e.hash): e.size for e in snap.files}
+            hashed = hash_files(list(jobs.items()), "verifying", progress)
+    except OSError as exc:  # a file that cannot be read (EIO, EACCES): no verdict on it
+        raise SnapshotError(f"could not verify snapshot {name!r}: {why(exc)}", snapshot=name,
+                            path=os.fsdecode(exc.filename) if isinstance(exc.filename, str | bytes) else None,
+                            ) from exc
     problems = []
     for e in snap.files:
         got = hashed[store.path(e.hash)]
