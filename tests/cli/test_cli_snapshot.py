@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -14,7 +15,7 @@ import pytest
 from stagekit.cli import main
 from stagekit.snapshots.layout import ENV_VAR
 from stagekit.snapshots.workspace import Workspace
-from store_tools import overwrite_stored, stored_at
+from store_tools import fill_disk, overwrite_stored, stored_at
 
 
 @pytest.fixture
@@ -162,6 +163,91 @@ def test_restore_refuses_a_non_empty_target_and_warns_about_hardlinks(
     assert err.startswith("warning: --hardlink") and "corrupts the snapshot" in err
 
 
+# --- faults (issue 13): one line naming the file, exit 2, and nothing lost -------------------------------
+
+
+def one_line_error(err: str, *fragments: str) -> None:
+    assert err.startswith("stagekit: error: ") and len(err.splitlines()) == 1 and "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+
+
+def test_delete_and_gc_on_a_full_disk(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "snapshot", "create", "s", "features")
+    (ws.features_dir / "a.parquet").write_bytes(b"changed")
+    run(capsys, "snapshot", "create", "t", "features")
+    with pytest.MonkeyPatch.context() as full:
+        fill_disk(full, also=("mkdir", "rename", "replace"))
+        assert run(capsys, "snapshot", "delete", "s") == (
+            0, "deleted snapshot 's'; removed 1 stored contents no other snapshot uses (2.0 KiB freed)\n", "")
+        assert run(capsys, "snapshot", "gc") == (0, "removed 0 stored contents no snapshot uses (0 B freed)\n", "")
+    assert run(capsys, "snapshot", "verify", "t")[0] == 0
+
+
+@pytest.mark.parametrize("fault", ["full disk", "no directory", "file in the way"])
+def test_restore_failures_print_one_line_naming_the_file(
+    ws: Workspace, capsys: pytest.CaptureFixture[str], tmp_path: Path, fault: str
+) -> None:
+    run(capsys, "snapshot", "create", "s", "features")
+    obj = stored_at(ws, next(e.hash for e in ws.snapshot("s").files if e.path == "features/b.parquet"))
+    target = tmp_path / "new" / "out"
+    if fault == "file in the way":
+        (tmp_path / "new").write_text("mine")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.MonkeyPatch.context() as full:
+        fill_disk(full, after=1, also=("mkdir",) if fault == "no directory" else ())
+        code, out, err = run(capsys, "snapshot", "restore", "s", "--to", str(target))
+    assert (code, out) == (2, "")
+    one_line_error(err, "could not restore snapshot 's' to ", str(target), *{
+        "full disk": ["features/b.parquet: No space left on device (copying stored object ", str(obj),
+                      str(target / "features" / "b.parquet"), "nothing was left behind"],
+        "no directory": [f"cannot create directory '{tmp_path / 'new'}': No space left on device"],
+        "file in the way": [f"'{tmp_path / 'new'}' is in the way (it is not a directory)"],
+    }[fault])
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half-made
+    assert run(capsys, "snapshot", "verify", "s")[0] == 0
+
+
+def test_hardlink_restore_across_filesystems_copies_and_says_so(
+    ws: Workspace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run(capsys, "snapshot", "create", "s", "features")
+
+    def cross(src: str, dst: str, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), src, None, dst)
+
+    monkeypatch.setattr(os, "link", cross)
+    code, out, err = run(capsys, "snapshot", "restore", "s", "--to", str(tmp_path / "hl"), "--hardlink")
+    assert code == 0 and out.endswith(": 2 files, 2.0 KiB (hardlink+copy (2 files copied: another filesystem), "
+                                      "verified)\n")
+    assert err.startswith("warning: --hardlink")
+    assert (tmp_path / "hl" / "features" / "b.parquet").stat().st_nlink == 1  # a copy
+
+
+def test_a_pinned_run_on_a_full_disk_fails_in_one_line(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "snapshot", "create", "golden", "features")
+    (ws.root / "pipeline.toml").write_text('[pipeline]\ntargets = ["anything"]\n')
+    with pytest.MonkeyPatch.context() as full:
+        fill_disk(full)
+        code, out, err = run(capsys, "run", "pipeline.toml", "--snapshot", "golden")
+    assert (code, out) == (2, "")
+    one_line_error(err, "could not check out snapshot 'golden' into ", "features/a.parquet: No space left on "
+                   "device (copying stored object ", "nothing was left behind")
+    assert sorted(p.name for p in ws.checkouts_dir.iterdir()) == []
+
+
+def test_an_os_error_nobody_worded_still_prints_one_line(
+    ws: Workspace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Workspace) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(self.snapshots_dir))
+
+    monkeypatch.setattr(Workspace, "snapshots", broken)
+    code, out, err = run(capsys, "snapshot", "list")
+    assert (code, out) == (2, "")
+    one_line_error(err, f"snapshot list failed: Input/output error ('{ws.snapshots_dir}')")
+
+
 def test_missing_subcommand_is_a_usage_error(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["snapshot"])
@@ -178,9 +264,10 @@ class _Tty(io.StringIO):
 def test_progress_shows_on_a_terminal_unless_json(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], json_out: bool
 ) -> None:
-    monkeypatch.setattr(sys, "stderr", _Tty())
+    tty = _Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
     assert main(["snapshot", "create", "s", "features", *(["--json"] if json_out else [])]) == 0
-    text = sys.stderr.getvalue()  # type: ignore[attr-defined]
+    text = tty.getvalue()
     assert ("reading 2/2 files, 2.0 KiB of 2.0 KiB" in text and text.endswith("\r\x1b[2K")) != json_out
     assert (text == "") == json_out
 
