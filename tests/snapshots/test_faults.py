@@ -160,6 +160,45 @@ def test_delete_that_cannot_remove_a_content_says_what_is_left_and_gc_removes_it
     assert ws.gc() == (1, 2000) and stored_files(ws) == []
 
 
+def test_delete_whose_removal_cannot_be_flushed_keeps_the_contents(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(SnapshotError, match=r"deleted snapshot 'golden', but the deletion could not be flushed to "
+                       r"disk \(Input/output error\); its stored contents were kept"):
+        ws.delete_snapshot("golden")  # after a crash the manifest might be back: it must find its contents
+    monkeypatch.undo()
+    assert ws.snapshots() == [] and len(stored_files(ws)) == 3
+    assert ws.gc() == (3, 6000)
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def test_a_read_error_while_verifying_names_the_file(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(fd: int, buffers: Any) -> int:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "readv", failing)
+    with pytest.raises(SnapshotError, match=r"could not verify snapshot 'golden': Input/output error "
+                       r"\('.*/\.stagekit/objects/\w\w/\w{64}'\)") as info:
+        ws.verify_snapshot("golden")
+    assert info.value.snapshot == "golden" and info.value.path is not None and os.path.isfile(info.value.path)
+
+
+def test_an_unreadable_manifest_is_named(ws: Workspace) -> None:
+    (ws.snapshots_dir / "odd.json").mkdir()  # something that cannot be read as a file
+    with pytest.raises(SnapshotError, match=r"cannot read snapshot manifest '.*/odd\.json': Is a directory") as info:
+        ws.snapshots()
+    assert info.value.snapshot == "odd"
+    with pytest.raises(SnapshotError, match="odd.json"):  # delete reads every other manifest first...
+        ws.delete_snapshot("golden")
+    assert ws.verify_snapshot("golden").ok  # ...and removes nothing
+
+
 # --- restore -------------------------------------------------------------------------------------------
 
 
