@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from stagekit.contracts.checker import resolve_schema as resolve_schema
     from stagekit.contracts.pandera_validator import is_pandera_schema as is_pandera_schema
     from stagekit.contracts.pandera_validator import validate_with_pandera as validate_with_pandera
+    from stagekit.errors import CatalogError as CatalogError
     from stagekit.errors import ContractError as ContractError
     from stagekit.errors import ContractModeError as ContractModeError
     from stagekit.errors import ContractWarning as ContractWarning
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from stagekit.errors import RegistrationError as RegistrationError
     from stagekit.errors import ReportError as ReportError
     from stagekit.errors import RunInterrupted as RunInterrupted
+    from stagekit.errors import RunStoreError as RunStoreError
     from stagekit.errors import ScaffoldError as ScaffoldError
     from stagekit.errors import SnapshotCorruptError as SnapshotCorruptError
     from stagekit.errors import SnapshotError as SnapshotError
@@ -92,6 +94,7 @@ if TYPE_CHECKING:
     from stagekit.snapshots.workspace import Workspace as Workspace
 
 __all__ = [
+    "CatalogError",
     "Checker",
     "ContractChecker",
     "ContractError",
@@ -128,6 +131,7 @@ __all__ = [
     "RunInterrupted",
     "RunResult",
     "RunSettings",
+    "RunStoreError",
     "ScaffoldError",
     "SequentialExecutor",
     "Snapshot",
@@ -177,6 +181,7 @@ _LAZY = {
     "atomic_write_text": "stagekit.atomic",
     "fsync_dir": "stagekit.atomic",
     "sync_filesystem": "stagekit.atomic",
+    "CatalogError": "stagekit.errors",
     "ContractError": "stagekit.errors",
     "ContractModeError": "stagekit.errors",
     "ContractWarning": "stagekit.errors",
@@ -193,6 +198,7 @@ _LAZY = {
     "RegistrationError": "stagekit.errors",
     "ReportError": "stagekit.errors",
     "RunInterrupted": "stagekit.errors",
+    "RunStoreError": "stagekit.errors",
     "ScaffoldError": "stagekit.errors",
     "SnapshotCorruptError": "stagekit.errors",
     "SnapshotError": "stagekit.errors",

@@ -258,3 +258,29 @@ class MergeStrategyError(StagekitError, ValueError):
 
 class ScaffoldError(StagekitError, ValueError):
     """The plugin name is invalid or its directory already exists."""
+
+
+# --- the run store and the catalog --------------------------------------------------------------------
+
+
+class CatalogError(StagekitError, RuntimeError):
+    """A catalog dataset cannot be read or written. ``entry`` and ``path`` name the first that failed,
+    ``problems`` lists every one; ``result`` is the run's result when the run itself succeeded."""
+
+    def __init__(self, message: str, *, entry: str | None = None, path: str | None = None,
+                 problems: Sequence[str] = (), result: Any = None) -> None:
+        super().__init__(message)
+        self.entry = entry
+        self.path = path
+        self.problems: list[str] = list(problems) or [message]
+        self.result = result
+
+
+class RunStoreError(StagekitError, RuntimeError):
+    """The run database cannot be read or written (a full disk, a corrupt file, a newer schema); ``path``
+    names the file. What it held before the failed write is kept."""
+
+    def __init__(self, message: str, *, path: str | None = None, result: Any = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.result = result
