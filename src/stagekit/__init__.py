@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from stagekit.errors import ContractWarning as ContractWarning
     from stagekit.errors import CycleError as CycleError
     from stagekit.errors import ExecutorError as ExecutorError
+    from stagekit.errors import HookError as HookError
+    from stagekit.errors import InputMutatedError as InputMutatedError
     from stagekit.errors import MergeConflictError as MergeConflictError
     from stagekit.errors import MergeError as MergeError
     from stagekit.errors import MergeStrategyError as MergeStrategyError
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from stagekit.errors import SnapshotNotFoundError as SnapshotNotFoundError
     from stagekit.errors import StageDefinitionError as StageDefinitionError
     from stagekit.errors import StageError as StageError
+    from stagekit.errors import StageTimeoutError as StageTimeoutError
     from stagekit.errors import StagekitError as StagekitError
     from stagekit.errors import WorkspaceError as WorkspaceError
     from stagekit.errors import WorkspaceLockedError as WorkspaceLockedError
@@ -106,8 +109,10 @@ __all__ = [
     "Executor",
     "ExecutorError",
     "FrozenMap",
+    "HookError",
     "Host",
     "HostSpec",
+    "InputMutatedError",
     "LoadedPipeline",
     "LogEntry",
     "MergeConflictError",
@@ -143,6 +148,7 @@ __all__ = [
     "StageDefinitionError",
     "StageError",
     "StageRecord",
+    "StageTimeoutError",
     "StagekitError",
     "Task",
     "ThreadExecutor",
@@ -187,6 +193,8 @@ _LAZY = {
     "ContractWarning": "stagekit.errors",
     "CycleError": "stagekit.errors",
     "ExecutorError": "stagekit.errors",
+    "HookError": "stagekit.errors",
+    "InputMutatedError": "stagekit.errors",
     "MergeConflictError": "stagekit.errors",
     "MergeError": "stagekit.errors",
     "MergeStrategyError": "stagekit.errors",
@@ -206,6 +214,7 @@ _LAZY = {
     "SnapshotNotFoundError": "stagekit.errors",
     "StageDefinitionError": "stagekit.errors",
     "StageError": "stagekit.errors",
+    "StageTimeoutError": "stagekit.errors",
     "StagekitError": "stagekit.errors",
     "WorkspaceError": "stagekit.errors",
     "WorkspaceLockedError": "stagekit.errors",

@@ -89,11 +89,13 @@ class StageError(StagekitError, RuntimeError):
 
 
 class RunInterrupted(StagekitError, KeyboardInterrupt):
-    """The run was interrupted (Ctrl-C). ``result`` keeps what completed."""
+    """The run was interrupted (Ctrl-C, or SIGTERM to the driver). ``result`` keeps what completed;
+    ``signal`` is "SIGINT" or "SIGTERM"."""
 
-    def __init__(self, message: str, *, result: Any = None) -> None:
+    def __init__(self, message: str, *, result: Any = None, signal: str = "SIGINT") -> None:
         super().__init__(message)
         self.result = result
+        self.signal = signal
 
 
 class ExecutorError(StagekitError, RuntimeError):
@@ -192,6 +194,45 @@ class ContractError(StagekitError, ValueError):
         self.boundary = boundary  # "input" or "output"
         self.failures = failures
 
+
+
+class StageTimeoutError(StageError, TimeoutError):
+    """A stage ran past its timeout (``@stage(timeout=...)``, the pipeline file's ``[timeouts]``), or was still
+    running when the run's timeout ran out (``--timeout``, ``[pipeline] timeout``): ``scope`` says which
+    ("stage" or "run"), ``timeout`` is that limit in seconds. The stage was stopped: its worker killed, or
+    (where it runs in a thread, which cannot be killed) abandoned."""
+
+    def __init__(self, message: str, *, stage: str = "?", timeout: float | None = None, scope: str = "stage",
+                 plugin: str | None = None, result: Any = None) -> None:
+        super().__init__(message, stage=stage, plugin=plugin, result=result)
+        self.timeout = timeout
+        self.scope = scope
+
+
+class InputMutatedError(StageError):
+    """A stage changed an artifact it was given, in place (found by the run's ``isolation="strict"`` check,
+    which fingerprints each input before and after the stage). ``artifact`` names the input."""
+
+    def __init__(self, message: str, *, stage: str = "?", artifact: str | None = None, plugin: str | None = None,
+                 result: Any = None) -> None:
+        super().__init__(message, stage=stage, plugin=plugin, result=result)
+        self.artifact = artifact
+
+
+class HookError(StagekitError, RuntimeError):
+    """A lifecycle hook implementation raised. ``hook`` is the hook's name, ``plugin`` who implemented it
+    (plugin, distribution and version where known), ``stage`` the stage it was called for (None for the
+    run's hooks), ``original`` what it raised and ``result`` the run's result: a hook failing after the
+    run succeeded keeps the whole run there (``result.ok`` tells how the run itself went)."""
+
+    def __init__(self, message: str, *, hook: str | None = None, plugin: str | None = None,
+                 stage: str | None = None, original: BaseException | None = None, result: Any = None) -> None:
+        super().__init__(message)
+        self.hook = hook
+        self.plugin = plugin
+        self.stage = stage
+        self.original = original
+        self.result = result
 
 # --- workspace and snapshots -------------------------------------------------------------------------
 
