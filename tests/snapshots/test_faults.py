@@ -422,7 +422,7 @@ _FULL = textwrap.dedent("""
             f.write(b"0" * 4096)
     steps["free-before"] = os.statvfs(mnt).f_bavail
     steps["restore"] = cli("snapshot", "restore", "golden", "--to", "out/deeper")
-    steps["checkout"] = cli("snapshot", "verify", "golden")
+    steps["verify"] = cli("snapshot", "verify", "golden")
     try:
         ws.checkout("golden")
         steps["ws.checkout"] = "ok"
@@ -464,7 +464,7 @@ def test_on_a_really_full_filesystem(tmp_path: Path) -> None:
     assert (code, out) == (2, "") and "Traceback" not in err and len(err.splitlines()) == 1
     assert err.startswith("stagekit: error: could not restore snapshot 'golden' to ") and \
         f"{ENOSPC} (copying stored object " in err and err.endswith("; nothing was left behind\n")
-    assert steps["checkout"][0] == 0  # verify needs no space
+    assert steps["verify"][0] == 0  # verify needs no space
     assert steps["ws.checkout"].startswith("SnapshotError: could not check out snapshot 'golden' into ")
     assert ENOSPC in steps["ws.checkout"] and "nothing was left behind" in steps["ws.checkout"]
 
