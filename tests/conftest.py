@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -27,3 +28,15 @@ def executor(request: pytest.FixtureRequest) -> str:
     """Each built-in executor by name: a test taking it runs once under each, and must give the same result."""
     name: str = request.param
     return name
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An initialised, empty workspace at ``tmp_path/ws`` (STAGEKIT_WORKSPACE unset). Modules that need files in
+    it override this fixture and request it by the same name."""
+    from stagekit import Workspace
+
+    monkeypatch.delenv("STAGEKIT_WORKSPACE", raising=False)
+    root = tmp_path / "ws"
+    root.mkdir()
+    return Workspace(root).init()

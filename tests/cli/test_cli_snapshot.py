@@ -19,15 +19,12 @@ from store_tools import fill_disk, overwrite_stored, stored_at
 
 
 @pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    monkeypatch.delenv(ENV_VAR, raising=False)
-    root = tmp_path / "ws"
-    root.mkdir()
-    ws = Workspace(root).init()
+def ws(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """The shared empty workspace, with features, as the current directory."""
     (ws.features_dir / "a.parquet").write_bytes(b"A" * 2048)
     (ws.features_dir / "b.parquet").write_bytes(b"B" * 10)
     (ws.features_dir / "latest").symlink_to("a.parquet")
-    monkeypatch.chdir(root)
+    monkeypatch.chdir(ws.root)
     return ws
 
 

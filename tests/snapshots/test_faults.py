@@ -30,10 +30,8 @@ ENOSPC = os.strerror(errno.ENOSPC)
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    root = tmp_path / "ws"
-    root.mkdir()
-    ws = Workspace(root).init()
+def ws(ws: Workspace) -> Workspace:
+    """The shared empty workspace, with features and a snapshot 'golden' of them."""
     (ws.features_dir / "a.parquet").write_bytes(b"A" * 3000)
     (ws.features_dir / "sub").mkdir()
     (ws.features_dir / "sub" / "b.parquet").write_bytes(b"B" * 2000)

@@ -31,13 +31,6 @@ from stagekit.snapshots.workspace import Workspace
 from store_tools import contents_are_whole, overwrite_stored, stored_at, stored_files
 
 
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return Workspace(root).init()
-
-
 def frame(n: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"id": range(n), "value": [(i * 7919 + seed) % 1000 / 10 for i in range(n)],
                          "name": [f"row-{i}-{seed}" for i in range(n)]})

@@ -17,14 +17,6 @@ from stagekit.snapshots.layout import ENV_VAR
 from stagekit.snapshots.workspace import Workspace
 from store_tools import overwrite_stored
 
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return Workspace(root).init()
-
-
 # --- locating ------------------------------------------------------------------------------------------
 
 
