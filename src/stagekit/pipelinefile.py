@@ -28,6 +28,10 @@ clean = "warn"
 [report]                        # an HTML report of the run (also: stagekit run --report PATH)
 path = "report.html"
 artifacts = ["metrics"]         # which artifacts to show (default: what the last stages provided)
+
+[catalog.companies]             # a dataset (docs/store.md): read if no selected stage creates it, written
+path = "data/companies.csv"     # after the run if one provides it; format from the extension or format = "..."
+load_args = { sep = ";" }       # to the reader; save_args to the writer
 ```
 Unknown keys and wrong types are errors that name the file and the key.
 """
@@ -35,7 +39,7 @@ Unknown keys and wrong types are errors that name the file and the key.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -44,13 +48,23 @@ import attrs
 from stagekit.errors import PipelineFileError
 from stagekit.graph.checks import RunSettings, Validation
 from stagekit.stage import CONTRACT_MODES
+from stagekit.store.catalog import (
+    CatalogEntry,
+    CatalogInput,
+    created_by,
+    parse_catalog,
+    plan_catalog,
+    resolve_formats,
+    run_with_catalog,
+)
 
 if TYPE_CHECKING:
     from stagekit.pipeline import Pipeline
     from stagekit.plugins.host import Host
     from stagekit.records import RunResult
+    from stagekit.stage import Stage
 
-_TOP = {"pipeline", "artifacts", "params", "contracts", "executor_options", "report"}
+_TOP = {"pipeline", "artifacts", "params", "contracts", "executor_options", "report", "catalog"}
 _REPORT: dict[str, type] = {"path": str, "artifacts": list}
 _PIPELINE: dict[str, type | tuple[type, ...]] = {
     "name": str, "description": str, "stages": list, "tags": list, "targets": list, "plugins": list, "executor": str,
@@ -75,6 +89,7 @@ class PipelineFile:
     executor_options: Mapping[str, Any] = attrs.field(factory=dict)
     report_path: str | None = None
     report_artifacts: tuple[str, ...] | None = None
+    catalog: Mapping[str, CatalogEntry] = attrs.field(factory=dict)  # formats not yet resolved (no host here)
 
 
 def load_pipeline_file(path: str | Path) -> PipelineFile:
@@ -128,6 +143,10 @@ def parse_pipeline(data: Mapping[str, Any], path: Path) -> PipelineFile:
     for stage_name, value in stage_contracts.items():
         if value not in CONTRACT_MODES:
             raise fail(f"contracts.{stage_name}", f"must be one of {', '.join(CONTRACT_MODES)}, not {value!r}")
+    catalog = parse_catalog(data.get("catalog", {}), path.parent, source=path)
+    for name in sorted(catalog.keys() & data.get("artifacts", {}).keys()):
+        raise fail(f"catalog.{name}", f"artifact {name!r} is named in both [artifacts] and [catalog] "
+                                      f"(artifacts.{name} and catalog.{name}); keep one")
     return PipelineFile(
         path=path, name=section.get("name", path.stem), stages=tuple(section.get("stages", ())),
         tags=tuple(section.get("tags", ())), targets=tuple(section.get("targets", ())),
@@ -136,7 +155,7 @@ def parse_pipeline(data: Mapping[str, Any], path: Path) -> PipelineFile:
         artifacts=_resolved(data.get("artifacts", {}), path.parent), params=params,
         stage_contracts=dict(stage_contracts), executor_options=dict(data.get("executor_options", {})),
         report_path=str((path.parent / report["path"]).absolute()) if "path" in report else None,
-        report_artifacts=tuple(report["artifacts"]) if "artifacts" in report else None,
+        report_artifacts=tuple(report["artifacts"]) if "artifacts" in report else None, catalog=catalog,
     )
 
 
@@ -179,21 +198,32 @@ def _kind(wanted: type | tuple[type, ...]) -> str:
 class LoadedPipeline:
     """A pipeline file made runnable: the stages it selects, its initial artifacts and how to run them.
 
-    ``run()`` and ``check()`` are what ``stagekit run`` and ``stagekit check`` do (without printing)."""
+    ``run()`` and ``check()`` are what ``stagekit run`` and ``stagekit check`` do (without printing).
+    ``catalog`` holds the file's datasets (formats resolved); those the run reads stand in ``artifacts`` as
+    :class:`~stagekit.store.catalog.CatalogInput` until ``run()`` reads them."""
 
     file: PipelineFile
     pipeline: Pipeline
     artifacts: dict[str, Any]
     settings: RunSettings
     snapshot: str | None = None
+    catalog: dict[str, CatalogEntry] = attrs.field(factory=dict)
 
     def check(self) -> Validation:
         return self.pipeline.validate(self.artifacts, self.settings)
 
     def run(self, *, log_level: int | str | None = None) -> RunResult:
+        """Read the catalog's inputs, run, and write the catalog's produced datasets (also those that finished
+        before a failure, then re-raising it)."""
+        if not self.catalog:
+            return self._run(self.artifacts, log_level)
+        formats = self.pipeline.host.registry.formats
+        return run_with_catalog(lambda given: self._run(given, log_level), self.artifacts, self.catalog, formats)
+
+    def _run(self, artifacts: Mapping[str, Any], log_level: int | str | None) -> RunResult:
         s = self.settings
         return self.pipeline.run(
-            self.artifacts, executor=s.executor, workers=s.workers, contracts=s.contracts,
+            artifacts, executor=s.executor, workers=s.workers, contracts=s.contracts,
             stage_contracts=s.stage_contracts, params=s.params, executor_options=s.executor_options,
             snapshot=self.snapshot, log_level=log_level)
 
@@ -208,9 +238,13 @@ def load_pipeline(
     contracts: str | None = None,
     snapshot: str | None = None,
     workspace: str | Path | None = None,
+    stages: Iterable[str] | None = None,
+    tags: Iterable[str] | None = None,
+    targets: Iterable[str] | None = None,
 ) -> LoadedPipeline:
     """The pipeline a file describes, as ``stagekit run`` runs it: the installed plugins (or ``host``), the
-    file's settings with the given overrides (``params`` merge into the file's, key by key).
+    file's settings with the given overrides (``params`` merge into the file's, key by key; ``stages``,
+    ``tags``, ``targets``, any of them given, replace the file's selection).
 
     ``snapshot`` pins the run to a workspace snapshot: every initial artifact that is a path inside what the
     snapshot holds reads the snapshot's read-only checkout instead of the live file; the checkout's root and
@@ -231,8 +265,26 @@ def load_pipeline(
         executor=executor or pf.executor, workers=workers if workers is not None else pf.workers,
         contracts=contracts or pf.contracts, stage_contracts=dict(pf.stage_contracts), params=merged,
         executor_options=dict(pf.executor_options))
-    pipeline = Pipeline.from_host(host, pf.stages, pf.tags, pf.targets, artifacts, plugins=pf.plugins)
-    return LoadedPipeline(pf, pipeline, artifacts, settings, snapshot)
+    catalog = resolve_formats(pf.catalog, host.registry.formats, source=pf.path) if pf.catalog else {}
+    # upstream of a target stops at the given artifacts, and at catalog entries that no stage creates
+    created = created_by(host.registry.stages.values()) if catalog else set()
+    given = [*artifacts, *(name for name in catalog if name not in created)]
+    selection = (pf.stages, pf.tags, pf.targets) if stages is None and tags is None and targets is None else (
+        tuple(stages or ()), tuple(tags or ()), tuple(targets or ()))
+    pipeline = Pipeline.from_host(host, *selection, given, plugins=pf.plugins)
+    artifacts.update(catalog_inputs(pipeline.stages, catalog, snapshot, workspace))
+    return LoadedPipeline(pf, pipeline, artifacts, settings, snapshot, catalog)
+
+
+def catalog_inputs(stages: Iterable[Stage], catalog: Mapping[str, CatalogEntry], snapshot: str | None = None,
+                   workspace: str | Path | None = None) -> dict[str, CatalogInput]:
+    """The catalog entries a run of ``stages`` reads (those a stage requires and none creates), as stand-ins
+    that the run reads when it starts; pinned to ``snapshot``, those inside it read its checkout."""
+    inputs = plan_catalog(catalog, stages).inputs
+    if snapshot is not None and inputs:
+        held = pinned({name: entry.path for name, entry in inputs.items()}, snapshot, workspace)
+        inputs = {name: attrs.evolve(entry, path=held[name]) for name, entry in inputs.items()}
+    return {name: CatalogInput(entry) for name, entry in inputs.items()}
 
 
 def pinned(artifacts: Mapping[str, Any], snapshot: str, workspace: str | Path | None = None) -> dict[str, Any]:
