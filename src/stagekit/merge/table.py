@@ -13,15 +13,15 @@ imported, so the type checks look in ``sys.modules``.
 
 from __future__ import annotations
 
-import abc
 import contextvars
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
 
+from stagekit._typedispatch import TypeDispatch, type_label
 from stagekit.errors import MergeConflictError, MergeError, RegistrationError, StagekitError
-from stagekit.merge.describe import display_name, reprs, type_name
+from stagekit.merge.describe import display_name, reprs
 from stagekit.merge.equality import values_equal
 
 __all__ = ["CURRENT_TABLE", "MergeFunction", "MergeTable", "Registration"]
@@ -31,8 +31,6 @@ MergeFunction = Callable[[Any, list[Any]], Any]
 
 # the table whose merge() is running in this context; merge_values() dispatches nested values through it
 CURRENT_TABLE: contextvars.ContextVar[MergeTable] = contextvars.ContextVar("stagekit_merge_table")
-
-
 
 
 @attrs.frozen
@@ -45,7 +43,7 @@ class Registration:
 
     @property
     def type_label(self) -> str:
-        return self.value_type if isinstance(self.value_type, str) else type_name(self.value_type)
+        return type_label(self.value_type)
 
 
 class MergeTable:
@@ -53,15 +51,12 @@ class MergeTable:
 
     Abstract base classes (``collections.abc.Mapping``...) apply to their virtual subclasses too: an ABC ranks
     just after the most basic class of the MRO that implements it, as ``functools.singledispatch`` does.
-    A type named by a string matches a class of the MRO whose :func:`type_name` is that string.
+    A type named by a string matches a class of the MRO whose :func:`type_name` is that string. The rule is
+    :class:`stagekit._typedispatch.TypeDispatch`'s, which codecs share.
     """
 
     def __init__(self) -> None:
-        self._by_type: dict[type, Registration] = {}
-        self._by_name: dict[str, Registration] = {}
-        self._added: list[Registration] = []
-        self._cache: dict[type, Registration | None] = {}
-        self._abc_token = abc.get_cache_token()
+        self._types: TypeDispatch[Registration] = TypeDispatch("merge")
 
     # --- registering ---------------------------------------------------------------------------------
 
@@ -69,34 +64,11 @@ class MergeTable:
         """Register ``merge`` for ``value_type``; a second claim on one type names both origins."""
         if not callable(merge):
             raise RegistrationError(f"{origin} registered a merge for {value_type!r} that is not callable")
-        reg = Registration(value_type, merge, origin)
-        if isinstance(value_type, str):
-            _check_type_name(value_type, origin)
-            clash = self._by_name.get(value_type) or next(
-                (r for t, r in self._by_type.items() if type_name(t) == value_type), None
-            )
-        elif isinstance(value_type, type):
-            clash = self._by_type.get(value_type) or self._by_name.get(type_name(value_type))
-        else:
-            raise RegistrationError(
-                f"{origin} registered a merge for {value_type!r}, which is neither a class nor a "
-                "'module.QualName' string"
-            )
-        if clash is not None:
-            raise RegistrationError(
-                f"two merges claim {reg.type_label}: one registered by {clash.origin}, "
-                f"the other by {origin}; exactly one merge per type is allowed"
-            )
-        if isinstance(value_type, str):
-            self._by_name[value_type] = reg
-        else:
-            self._by_type[value_type] = reg
-        self._added.append(reg)
-        self._cache.clear()
+        self._types.add(value_type, Registration(value_type, merge, origin), origin)
 
     def __getstate__(self) -> list[Registration]:
         # a table travels to remote workers (executors may merge there): registrations only, no cache
-        return list(self._added)
+        return self._types.items()
 
     def __setstate__(self, state: list[Registration]) -> None:
         self.__init__()  # type: ignore[misc]
@@ -105,10 +77,10 @@ class MergeTable:
 
     def registrations(self) -> list[Registration]:
         """Every registration, in the order they were added."""
-        return list(self._added)
+        return self._types.items()
 
     def __len__(self) -> int:
-        return len(self._added)
+        return len(self._types)
 
     def __iter__(self) -> Iterator[Registration]:
         return iter(self.registrations())
@@ -117,17 +89,7 @@ class MergeTable:
 
     def lookup(self, value_type: type) -> Registration | None:
         """The registration that merges ``value_type``: the most specific one in its MRO (cached per type)."""
-        token = abc.get_cache_token()
-        if token != self._abc_token:  # an ABC gained a virtual subclass since we cached
-            self._cache.clear()
-            self._abc_token = token
-        try:
-            return self._cache[value_type]
-        except KeyError:
-            pass
-        reg = self._resolve(value_type)
-        self._cache[value_type] = reg
-        return reg
+        return self._types.lookup(value_type)
 
     def supports(self, value_type: type) -> bool:
         """Whether values of ``value_type`` changed by two branches can be merged at all.
@@ -141,31 +103,6 @@ class MergeTable:
             return False
         check = getattr(reg.merge, "supports", None)
         return True if check is None else bool(check(value_type))
-
-    def _resolve(self, cls: type) -> Registration | None:
-        mro = cls.__mro__
-        ranked: list[tuple[float, Registration]] = []
-        for i, klass in enumerate(mro):
-            reg = self._by_type.get(klass) or self._by_name.get(type_name(klass))
-            if reg is not None:
-                ranked.append((i, reg))
-        for key, reg in self._by_type.items():
-            if key in mro or not _is_subclass(cls, key):
-                continue
-            # an ABC (virtual base): rank it right after the most basic class of the MRO implementing it
-            last = max((i for i, klass in enumerate(mro) if _is_subclass(klass, key)), default=0)
-            ranked.append((last + 0.5, reg))
-        if not ranked:
-            return None
-        best = min(rank for rank, _ in ranked)
-        tied = _most_specific([reg for rank, reg in ranked if rank == best])
-        if len(tied) > 1:
-            raise RegistrationError(
-                f"ambiguous merge for {type_name(cls)}: it is a {tied[0].type_label} "
-                f"(merge registered by {tied[0].origin}) and a {tied[1].type_label} (merge registered by "
-                f"{tied[1].origin}); register a merge for {type_name(cls)} itself"
-            )
-        return tied[0]
 
     # --- merging -------------------------------------------------------------------------------------
 
@@ -210,32 +147,3 @@ class MergeTable:
             raise MergeError(f"the merge for {reg.type_label} registered by {reg.origin} raised "
                              f"{type(exc).__name__}: {exc}", origin=reg.origin) from exc
         return merged
-
-
-def _check_type_name(name: str, origin: str) -> None:
-    module, _, qualname = name.rpartition(".")
-    if not module or not qualname or name.startswith(".") or ".." in name:
-        raise RegistrationError(
-            f"{origin} registered a merge for {name!r}: a type given by name must be 'module.QualName' "
-            "(e.g. 'pandas.DataFrame', 'pyarrow.lib.Table')"
-        )
-
-
-def _is_subclass(cls: type, key: type) -> bool:
-    try:
-        return issubclass(cls, key)
-    except TypeError:  # e.g. a runtime protocol with data members
-        return False
-
-
-def _most_specific(regs: list[Registration]) -> list[Registration]:
-    """Drop every registration whose class is a base of another one's (ABCs tied at one rank)."""
-    types = [r.value_type for r in regs]
-    return [
-        r for r in regs
-        if not any(
-            isinstance(r.value_type, type) and isinstance(t, type) and t is not r.value_type
-            and _is_subclass(t, r.value_type)
-            for t in types
-        )
-    ]
