@@ -154,11 +154,7 @@ def test_a_target_pulls_in_the_creators_of_catalog_entries_upstream(tmp_path: Pa
 
 
 CLI_PLUGIN = '''\
-import sys
-from pathlib import Path
-
-sys.path.insert(0, {tests!r})
-from test_catalog import SPACEFLIGHTS
+from test_catalog import SPACEFLIGHTS  # this module, importable: the fixture puts its folder on sys.path
 from stagekit import hookimpl
 
 
@@ -176,10 +172,11 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     site = tmp_path / "site"
     info = site / "skt_spaceflights-0.1.0.dist-info"
     info.mkdir(parents=True)
-    (site / "skt_spaceflights.py").write_text(CLI_PLUGIN.format(tests=str(Path(__file__).parent)))
+    (site / "skt_spaceflights.py").write_text(CLI_PLUGIN)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: skt-spaceflights\nVersion: 0.1.0\n")
     (info / "entry_points.txt").write_text("[stagekit]\nspaceflights = skt_spaceflights\n")
     monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
     for var in ("STAGEKIT_DISABLE", "STAGEKIT_STRICT_PLUGINS", "STAGEKIT_DISABLE_PLUGIN_AUTOLOAD"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("STAGEKIT_PLUGINS", "spaceflights")

@@ -302,7 +302,7 @@ FULL = textwrap.dedent("""
     mnt = sys.argv[1]
     sys.path.insert(0, sys.argv[2])
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mnt], check=True)
-    from stagekit import Host, Pipeline, RunStoreError, stage
+    from stagekit import Host, Pipeline, RunStoreError, StagekitError, stage
     from stagekit.store.rundb import RunDatabase, RunRecorder, StageRun
 
     path = os.path.join(mnt, ".stagekit", "runs.sqlite")
@@ -331,8 +331,9 @@ FULL = textwrap.dedent("""
     try:
         Pipeline([big], host=Host.isolated(RunRecorder(db, "full"))).run()
         out["run"] = "no error"
-    except RunStoreError as exc:
-        out["run"] = str(exc)
+    except StagekitError as exc:  # the RunStoreError itself, or a HookError naming the recorder that raised it
+        store_error = exc if isinstance(exc, RunStoreError) else getattr(exc, "original", None)
+        out["run"] = str(store_error) if isinstance(store_error, RunStoreError) else repr(exc)
         out["result"] = exc.result.artifacts["v"] if exc.result is not None else None
     out["integrity"] = sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0]
     os.unlink(os.path.join(mnt, "filler"))

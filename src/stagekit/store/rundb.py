@@ -62,8 +62,6 @@ _SCHEMA = (
 _RUN_COLUMNS = "run_id, pipeline, started, ended, status, snapshot, executor, stages, host, pid"
 _STAGE_COLUMNS = "id, run_id, stage, status, fingerprint, duration, params, inputs, outputs, error, plugin, recorded"
 _HOST = socket.gethostname()
-# sqlite's primary result codes, and what each means to a user
-_FULL, _CORRUPT, _NOTADB, _BUSY, _LOCKED, _READONLY, _CANTOPEN, _IOERR = 13, 11, 26, 5, 6, 8, 14, 10
 
 
 @attrs.frozen
@@ -118,7 +116,7 @@ class RunDatabase:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
-        with self._lock, self._guard("open"):
+        with self._lock, self._guard("read its schema"):
             self._connection()
 
     @classmethod
@@ -132,12 +130,6 @@ class RunDatabase:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
-
-    def __enter__(self) -> RunDatabase:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         with self._lock:
@@ -232,10 +224,10 @@ class RunDatabase:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             try:
+                conn.execute("PRAGMA foreign_keys = ON")
+                self._prepare(conn)  # before WAL: a file that is not ours is left as it was
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
-                conn.execute("PRAGMA foreign_keys = ON")
-                self._prepare(conn)
             except BaseException:
                 conn.close()
                 raise
@@ -308,20 +300,18 @@ class RunDatabase:
                                 path=str(self.path)) from exc
 
     def _explain(self, exc: sqlite3.Error, doing: str) -> str:
-        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-        where = f"cannot {doing} in the run database {self.path}"
-        if code == _FULL:
-            return f"{where}: the disk is full; it keeps every record written before (free some space)"
-        if code in (_CORRUPT, _NOTADB):
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary result code
+        if code in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
             return (f"the run database {self.path} is corrupt ({exc}); move it aside and stagekit starts a new one "
                     "(the runs it recorded are lost; the stored objects are not)")
-        if code in (_BUSY, _LOCKED):
-            return f"{where}: another process held it for more than {self.timeout:g} s"
-        if code == _READONLY:
-            return f"{where}: the file or its folder is read-only"
-        if code in (_CANTOPEN, _IOERR):
-            return f"{where}: the file cannot be opened or read ({exc})"
-        return f"{where}: {exc}"
+        why = {13: "the disk is full; it keeps every record written before (free some space)",  # SQLITE_FULL
+               5: f"another process held it for more than {self.timeout:g} s",  # SQLITE_BUSY
+               6: "it is locked",  # SQLITE_LOCKED
+               8: "the file or its folder is read-only",  # SQLITE_READONLY
+               14: f"the file cannot be opened ({exc})",  # SQLITE_CANTOPEN
+               10: f"the file cannot be read or written ({exc})",  # SQLITE_IOERR
+               }.get(code, str(exc))
+        return f"cannot {doing} in the run database {self.path}: {why}"
 
 
 def _json(value: Mapping[str, Any]) -> str:
