@@ -1,0 +1,496 @@
+"""The core's own codecs, registered through the ``stagekit_register_codecs`` hook like any plugin's.
+
+- ``pandas.DataFrame`` and ``pandas.Series``: parquet through pyarrow; fingerprinted vectorized, by
+  ``pandas.util.hash_pandas_object`` (index included) plus the schema (column names, dtypes, index).
+- ``pyarrow.lib.Table``: parquet; fingerprinted by its Arrow IPC stream (schema included), hashed as written.
+- ``numpy.ndarray``: ``.npy``; ``numpy.generic`` (``numpy.float64(1.5)``...) likewise, read back as a scalar.
+  Object arrays are refused: ``.npy`` would need pickle.
+- ``dict``, ``list``, ``str``, ``int``, ``float``, ``bool``, ``None``: JSON, when the whole value is made of
+  exactly these types (a tuple or a dict subclass would come back otherwise, and is refused).
+- ``object``, the catch-all: dataclasses and attrs classes, field by field through each field's own codec,
+  in one zip file.
+
+Types are registered by name and their libraries imported on first use: registering imports none of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import importlib
+import json
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from stagekit._typedispatch import type_name
+from stagekit.hookspecs import hookimpl
+from stagekit.store.codecs import BUILTIN_PLUGIN, CodecTable, UnstorableError, current_table
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+__all__ = [
+    "ArrayCodec",
+    "ArrowTableCodec",
+    "FieldsCodec",
+    "FrameCodec",
+    "JsonCodec",
+    "ScalarCodec",
+    "SeriesCodec",
+    "builtin_codec_table",
+    "stagekit_register_codecs",
+]
+
+_SCHEME = "1"  # bump when a fingerprint's recipe changes: earlier fingerprints then no longer match
+
+
+@hookimpl
+def stagekit_register_codecs(register: Callable[[type | str, Any], None]) -> None:
+    register("pandas.DataFrame", FrameCodec())
+    register("pandas.Series", SeriesCodec())
+    register("pyarrow.lib.Table", ArrowTableCodec())
+    register("numpy.ndarray", ArrayCodec())
+    register("numpy.generic", ScalarCodec())
+    json_codec = JsonCodec()
+    for json_type in (dict, list, str, int, float, bool, type(None)):
+        register(json_type, json_codec)
+    register(object, FieldsCodec())
+
+
+@functools.cache
+def builtin_codec_table() -> CodecTable:
+    """A table of the built-in codecs only (built once per process)."""
+    from stagekit._version import version
+    from stagekit.plugins.registry import Provenance
+
+    origin = Provenance(BUILTIN_PLUGIN, "stagekit", version())
+    found: list[tuple[type | str, Any, Provenance]] = []
+    stagekit_register_codecs(lambda value_type, codec: found.append((value_type, codec, origin)))
+    return CodecTable.from_registrations(found)
+
+
+def _sha256(*parts: str) -> Any:
+    h = hashlib.sha256()
+    for part in (_SCHEME, *parts):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h
+
+
+# --- pandas ------------------------------------------------------------------------------------------
+
+
+class FrameCodec:
+    """A pandas DataFrame as parquet (pyarrow, snappy), index and dtypes kept by pyarrow's pandas metadata."""
+
+    name = "stagekit.parquet-frame"
+    suffix = ".parquet"
+
+    def write(self, value: pd.DataFrame, path: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        _frame_schema(value)  # refuses what parquet cannot store
+        # a frame without columns keeps its rows only if its index is a column
+        table = _to_arrow(lambda: pa.Table.from_pandas(value, preserve_index=True if value.shape[1] == 0 else None))
+        pq.write_table(table, path)
+
+    def read(self, path: str) -> pd.DataFrame:
+        import pyarrow.parquet as pq
+
+        frame: pd.DataFrame = pq.read_table(path).to_pandas()
+        return frame
+
+    def fingerprint(self, value: pd.DataFrame) -> str:
+        h = _sha256("frame", _frame_schema(value), _index_schema(value.index))
+        _hash_rows(h, value)
+        return str(h.hexdigest())
+
+
+class SeriesCodec:
+    """A pandas Series as a one-column parquet file; its name is kept in the file's metadata."""
+
+    name = "stagekit.parquet-series"
+    suffix = ".parquet"
+    _KEY = b"stagekit.series"
+
+    def write(self, value: pd.Series, path: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        name = _series_name(value)
+        levels = set(value.index.names)
+        column = name if isinstance(name, str) and name not in levels else "__series__"
+        table = _to_arrow(lambda: pa.Table.from_pandas(value.to_frame(column)))
+        meta = {**(table.schema.metadata or {}), self._KEY: json.dumps({"name": name}).encode()}
+        pq.write_table(table.replace_schema_metadata(meta), path)
+
+    def read(self, path: str) -> pd.Series:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        meta = json.loads((table.schema.metadata or {})[self._KEY])
+        series: pd.Series = table.to_pandas().iloc[:, 0]
+        series.name = meta["name"]
+        return series
+
+    def fingerprint(self, value: pd.Series) -> str:
+        name = _series_name(value)
+        kinds = _check_objects(value, repr(name))
+        h = _sha256("series", json.dumps(name), _dtype_key(value.dtype), kinds, _index_schema(value.index))
+        _hash_rows(h, value)
+        return str(h.hexdigest())
+
+
+def _to_arrow(convert: Callable[[], pa.Table]) -> pa.Table:
+    import pyarrow as pa
+
+    try:
+        return convert()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise UnstorableError(f"parquet cannot store it: {exc}") from exc
+
+
+def _frame_schema(frame: pd.DataFrame) -> str:
+    """The frame's columns as text (names, dtypes, and the kinds of values in object columns: hash_pandas_object
+    hashes non-strings by their str()); refuses what parquet cannot store or would not give back."""
+    import pandas as pd
+
+    columns = frame.columns
+    if not columns.is_unique:
+        dupes = sorted({repr(c) for c in columns[columns.duplicated()]})
+        raise UnstorableError(f"the DataFrame has duplicate column names ({', '.join(dupes)}), which parquet "
+                              "cannot store", value_type=type(frame))
+    if not isinstance(columns, pd.MultiIndex) and columns.inferred_type.startswith("mixed"):
+        raise UnstorableError("the DataFrame's column names are of mixed types; parquet would turn them into "
+                              "strings", value_type=type(frame))
+    described = [[repr(name), _dtype_key(dtype), _check_objects(frame.iloc[:, i], repr(name))]
+                 for i, (name, dtype) in enumerate(frame.dtypes.items())]
+    header = [type(columns).__name__, repr(columns.names), _dtype_key(columns.dtype)]
+    return json.dumps([header, described])
+
+
+def _check_objects(column: pd.Series, label: str) -> str:
+    """The kind of values an object column holds (``infer_dtype``), "" for other dtypes. Refuses one that
+    mixes strings with other values: its rows would hash as their str() (``1`` as ``"1"``), and parquet
+    cannot store it anyway."""
+    if column.dtype != object:
+        return ""
+    from pandas.api.types import infer_dtype
+
+    inferred = str(infer_dtype(column, skipna=True))
+    if inferred.startswith("mixed") and any(isinstance(v, str) for v in column):
+        raise UnstorableError(f"column {label} mixes strings with other values ({inferred}), which parquet "
+                              "cannot store; convert it to one type")
+    return inferred
+
+
+def _series_name(series: pd.Series) -> Any:
+    name = series.name
+    if name is not None and type(name) not in (str, int, float, bool):
+        raise UnstorableError(f"a Series named {name!r} ({type(name).__name__}) cannot be stored: its name must "
+                              "be a str, int, float, bool or None", value_type=type(series))
+    return name
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _dtype_key(dtype: Any) -> str:
+    """A dtype as text, in full: a categorical's categories are hashed (their repr is cut short)."""
+    import pandas as pd
+
+    if isinstance(dtype, pd.CategoricalDtype):
+        from pandas.util import hash_pandas_object
+
+        cats = hash_pandas_object(dtype.categories, index=False).to_numpy()
+        digest = hashlib.sha256(cats.data).hexdigest()
+        return f"category(ordered={dtype.ordered}, {_dtype_key(dtype.categories.dtype)}, {len(cats)}, {digest})"
+    return _ADDRESS.sub("", repr(dtype))
+
+
+def _index_schema(index: pd.Index) -> str:
+    import pandas as pd
+
+    levels = index.levels if isinstance(index, pd.MultiIndex) else [index]
+    dtypes = [_dtype_key(level.dtype) for level in levels]
+    return json.dumps([type(index).__name__, repr(index.names), dtypes, len(index)])
+
+
+def _hash_rows(h: Any, value: pd.DataFrame | pd.Series) -> None:
+    from pandas.util import hash_pandas_object
+
+    if len(value):
+        h.update(hash_pandas_object(value, index=True).to_numpy().data)
+
+
+# --- pyarrow -----------------------------------------------------------------------------------------
+
+
+class ArrowTableCodec:
+    """A pyarrow Table as parquet, schema and metadata kept."""
+
+    name = "stagekit.parquet-table"
+    suffix = ".parquet"
+
+    def write(self, value: pa.Table, path: str) -> None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(value, path)
+
+    def read(self, path: str) -> pa.Table:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path)
+
+    def fingerprint(self, value: pa.Table) -> str:
+        import pyarrow as pa
+
+        sink = _HashingSink(_sha256("arrow-table"))
+        with pa.ipc.new_stream(sink, value.schema) as writer:  # chunks combined: equal content, equal stream
+            writer.write_table(value.combine_chunks())
+        return str(sink.hash.hexdigest())
+
+
+class _HashingSink:
+    """A write-only file that hashes what is written to it."""
+
+    closed = False
+
+    def __init__(self, h: Any) -> None:
+        self.hash = h
+
+    def write(self, data: Any) -> int:
+        self.hash.update(data)
+        return len(memoryview(data))
+
+    def flush(self) -> None:
+        pass
+
+
+# --- numpy -------------------------------------------------------------------------------------------
+
+
+class ArrayCodec:
+    """A numpy array as ``.npy`` (no pickle: object arrays are refused)."""
+
+    name = "stagekit.npy"
+    suffix = ".npy"
+
+    def write(self, value: Any, path: str) -> None:
+        import numpy as np
+
+        array = self._array(value)
+        with open(path, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+
+    def read(self, path: str) -> Any:
+        import numpy as np
+
+        return np.load(path, allow_pickle=False)
+
+    def fingerprint(self, value: Any) -> str:
+        import numpy as np
+
+        array = self._array(value)
+        fortran = array.flags.f_contiguous and not array.flags.c_contiguous
+        data = array.T if fortran else np.ascontiguousarray(array)  # hashed in the order .npy stores it
+        descr = np.lib.format.dtype_to_descr(array.dtype)
+        h = _sha256(self.name, repr(descr), repr(array.shape), "F" if fortran else "C")
+        if data.size and array.dtype.itemsize:
+            h.update(data.reshape(-1).view(np.uint8).data)
+        return str(h.hexdigest())
+
+    def _array(self, value: Any) -> np.ndarray[Any, Any]:
+        import numpy as np
+
+        array = np.asarray(value)
+        if array.dtype.hasobject:
+            raise UnstorableError(f"an array of dtype {array.dtype} holds Python objects, which .npy stores only "
+                                  "by pickle; convert it to a typed dtype (or register PickleCodec for it)",
+                                  value_type=type(value))
+        if type(array) is not np.ndarray:  # a subclass (matrix, masked array) would come back as ndarray
+            raise UnstorableError(f"{type_name(type(array))} would come back as a plain ndarray",
+                                  value_type=type(value))
+        return array
+
+
+class ScalarCodec(ArrayCodec):
+    """A numpy scalar (``numpy.float64(1.5)``, ``numpy.datetime64(...)``) as a 0-d ``.npy``, read back a scalar."""
+
+    name = "stagekit.npy-scalar"
+
+    def read(self, path: str) -> Any:
+        return super().read(path)[()]
+
+
+# --- JSON --------------------------------------------------------------------------------------------
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+_WOULD_COME_BACK: dict[type, str] = {tuple: "a list", set: "nothing: JSON has no sets",
+                                     frozenset: "nothing: JSON has no sets"}
+
+
+class JsonCodec:
+    """Values made only of dict (with str keys), list, str, int, float, bool and None, as UTF-8 JSON.
+
+    Key order is kept and fingerprinted (a reader may iterate it); NaN and infinities are written as Python's
+    json module writes them.
+    """
+
+    name = "stagekit.json"
+    suffix = ".json"
+
+    def write(self, value: Any, path: str) -> None:
+        with open(path, "wb") as f:
+            f.write(_dumps(value))
+
+    def read(self, path: str) -> Any:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+
+    def fingerprint(self, value: Any) -> str:
+        h = _sha256("json")
+        h.update(_dumps(value))
+        return str(h.hexdigest())
+
+
+def _dumps(value: Any) -> bytes:
+    _check_json(value, [])
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True).encode()
+
+
+def _check_json(value: Any, path: list[Any]) -> None:
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return
+    if kind is list:
+        for i, item in enumerate(value):
+            _check_json(item, [*path, i])
+        return
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _not_json(f"has the key {key!r} ({type(key).__name__}); JSON keys are strings", path)
+            _check_json(item, [*path, key])
+        return
+    would = _WOULD_COME_BACK.get(kind)
+    reason = f"would come back as {would}" if would else "is not made of dict, list, str, int, float, bool, None"
+    shown = kind.__qualname__ if kind.__module__ == "builtins" else type_name(kind)
+    raise _not_json(f"holds a {shown}, which {reason}", path)
+
+
+def _not_json(reason: str, path: list[Any]) -> UnstorableError:
+    where = "".join(f"[{p!r}]" for p in path)
+    return UnstorableError(f"not storable as JSON: the value{where} {reason}")
+
+
+# --- dataclasses and attrs classes -------------------------------------------------------------------
+
+
+class FieldsCodec:
+    """A dataclass or attrs instance, field by field through each field's own codec, in one zip file.
+
+    The zip holds ``fields.json`` (the class as ``"module:QualName"``, each field's codec and member) and one
+    member per field. Reading imports the class by name and calls it with the fields: it must be importable
+    (not defined inside a function) and take every field in ``__init__``.
+    """
+
+    name = "stagekit.fields"
+    suffix = ".zip"
+    _MANIFEST = "fields.json"
+
+    def supports(self, cls: type) -> bool:
+        return dataclasses.is_dataclass(cls) or attrs.has(cls)
+
+    def write(self, value: Any, path: str) -> None:
+        table, cls = _table(), type(value)
+        manifest: dict[str, Any] = {"class": _class_ref(cls), "fields": []}
+        with tempfile.TemporaryDirectory(prefix=".fields-", dir=os.path.dirname(os.path.abspath(path))) as tmp, \
+                zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for i, (name, item) in enumerate(_fields(value).items()):
+                with _in_field(cls, name):
+                    member = f"{i}{table.codec_for(item).codec.suffix}"
+                    codec = table.write(item, os.path.join(tmp, member), fsync=False, permissions=0o600)
+                zf.write(os.path.join(tmp, member), member)
+                manifest["fields"].append({"name": name, "codec": codec, "member": member})
+            zf.writestr(self._MANIFEST, json.dumps(manifest, indent=1))
+
+    def read(self, path: str) -> Any:
+        table = _table()
+        with zipfile.ZipFile(path) as zf, tempfile.TemporaryDirectory(
+                prefix=".fields-", dir=os.path.dirname(os.path.abspath(path))) as tmp:
+            manifest = json.loads(zf.read(self._MANIFEST))
+            cls = _import_class(manifest["class"])
+            values = {f["name"]: table.read(zf.extract(f["member"], tmp), f["codec"]) for f in manifest["fields"]}
+        return cls(**{_init_name(cls, name): v for name, v in values.items()})
+
+    def fingerprint(self, value: Any) -> str:
+        table, cls = _table(), type(value)
+        parts = []
+        for name, item in _fields(value).items():
+            with _in_field(cls, name):
+                parts.append([name, table.fingerprint(item)])
+        return str(_sha256(self.name, _class_ref(cls), json.dumps(parts)).hexdigest())
+
+
+def _table() -> CodecTable:
+    return current_table() or builtin_codec_table()
+
+
+@contextlib.contextmanager
+def _in_field(cls: type, name: str) -> Iterator[None]:
+    """A field's refusal names the field and its class."""
+    try:
+        yield
+    except UnstorableError as exc:
+        raise UnstorableError(f"field {name!r} of {type_name(cls)}: {exc.reason}", value_type=cls) from exc
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    """The instance's fields by name; refuses a class whose fields cannot all be passed to ``__init__``."""
+    cls = type(value)
+    if attrs.has(cls):
+        found = [(a.name, a.init) for a in attrs.fields(cls)]
+    else:
+        found = [(f.name, f.init) for f in dataclasses.fields(value)]
+    skipped = [name for name, init in found if not init]
+    if skipped:
+        raise UnstorableError(f"{type_name(cls)} has field(s) {', '.join(map(repr, skipped))} that __init__ does "
+                              "not take, so it cannot be rebuilt from its fields", value_type=cls)
+    return {name: getattr(value, name) for name, _ in found}
+
+
+def _init_name(cls: type, name: str) -> str:
+    if attrs.has(cls):
+        alias = attrs.fields_dict(cls)[name].alias
+        return alias if isinstance(alias, str) else name
+    return name
+
+
+def _class_ref(cls: type) -> str:
+    if "<locals>" in cls.__qualname__:
+        raise UnstorableError(f"{type_name(cls)} is defined inside a function, so it cannot be imported back by "
+                              "name; define it at module level", value_type=cls)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_class(ref: str) -> type:
+    module, _, qualname = ref.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    if not isinstance(obj, type) or not (dataclasses.is_dataclass(obj) or attrs.has(obj)):
+        raise UnstorableError(f"{ref} is no longer a dataclass or attrs class")
+    return obj
+
