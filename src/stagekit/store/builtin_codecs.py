@@ -96,6 +96,9 @@ class FrameCodec:
     name = "stagekit.parquet-frame"
     suffix = ".parquet"
 
+    def supports(self, cls: type) -> bool:
+        return _exactly(cls, "pandas.DataFrame")  # a subclass (a GeoDataFrame) would come back a DataFrame
+
     def write(self, value: pd.DataFrame, path: str) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -123,6 +126,9 @@ class SeriesCodec:
     name = "stagekit.parquet-series"
     suffix = ".parquet"
     _KEY = b"stagekit.series"
+
+    def supports(self, cls: type) -> bool:
+        return _exactly(cls, "pandas.Series")
 
     def write(self, value: pd.Series, path: str) -> None:
         import pyarrow as pa
@@ -152,6 +158,10 @@ class SeriesCodec:
         return str(h.hexdigest())
 
 
+def _exactly(cls: type, name: str) -> bool:
+    return type_name(cls) == name
+
+
 def _to_arrow(convert: Callable[[], pa.Table]) -> pa.Table:
     import pyarrow as pa
 
@@ -176,7 +186,7 @@ def _frame_schema(frame: pd.DataFrame) -> str:
                               "strings", value_type=type(frame))
     described = [[repr(name), _dtype_key(dtype), _check_objects(frame.iloc[:, i], repr(name))]
                  for i, (name, dtype) in enumerate(frame.dtypes.items())]
-    header = [type(columns).__name__, repr(columns.names), _dtype_key(columns.dtype)]
+    header = [columns.nlevels, repr(columns.names), _dtype_key(columns.dtype)]  # a RangeIndex comes back an Index
     return json.dumps([header, described])
 
 
@@ -224,7 +234,7 @@ def _index_schema(index: pd.Index) -> str:
 
     levels = index.levels if isinstance(index, pd.MultiIndex) else [index]
     dtypes = [_dtype_key(level.dtype) for level in levels]
-    return json.dumps([type(index).__name__, repr(index.names), dtypes, len(index)])
+    return json.dumps([index.nlevels, repr(index.names), dtypes, len(index)])  # RangeIndex or Index: one
 
 
 def _hash_rows(h: Any, value: pd.DataFrame | pd.Series) -> None:
@@ -287,6 +297,9 @@ class ArrayCodec:
     name = "stagekit.npy"
     suffix = ".npy"
 
+    def supports(self, cls: type) -> bool:
+        return _exactly(cls, "numpy.ndarray")  # a subclass (masked, matrix) would come back a plain ndarray
+
     def write(self, value: Any, path: str) -> None:
         import numpy as np
 
@@ -319,9 +332,6 @@ class ArrayCodec:
             raise UnstorableError(f"an array of dtype {array.dtype} holds Python objects, which .npy stores only "
                                   "by pickle; convert it to a typed dtype (or register PickleCodec for it)",
                                   value_type=type(value))
-        if type(array) is not np.ndarray:  # a subclass (matrix, masked array) would come back as ndarray
-            raise UnstorableError(f"{type_name(type(array))} would come back as a plain ndarray",
-                                  value_type=type(value))
         return array
 
 
@@ -329,6 +339,9 @@ class ScalarCodec(ArrayCodec):
     """A numpy scalar (``numpy.float64(1.5)``, ``numpy.datetime64(...)``) as a 0-d ``.npy``, read back a scalar."""
 
     name = "stagekit.npy-scalar"
+
+    def supports(self, cls: type) -> bool:
+        return True  # every numpy.generic
 
     def read(self, path: str) -> Any:
         return super().read(path)[()]
@@ -350,6 +363,9 @@ class JsonCodec:
 
     name = "stagekit.json"
     suffix = ".json"
+
+    def supports(self, cls: type) -> bool:
+        return cls in _JSON_SCALARS or cls in (dict, list)  # a subclass would come back as its base
 
     def write(self, value: Any, path: str) -> None:
         with open(path, "wb") as f:
