@@ -418,6 +418,8 @@ def test_a_plugins_codec_wins_over_the_builtin_one_for_its_type(with_builtin_cod
     assert (tmp_path / "f").read_text().startswith(",x")
     pd.testing.assert_frame_equal(table.read(tmp_path / "f", "tests.csv-frame"), frame)
     assert table.codec_for(pd.Series([1])).codec.name == "stagekit.parquet-series"  # the rest stay built in
+    earlier = TABLE.write(frame, tmp_path / "earlier")  # written by the built-in codec before the plugin came
+    pd.testing.assert_frame_equal(table.read(tmp_path / "earlier", earlier), frame)
     assert table.codec_for(Opaque(1)).codec.name == "stagekit.pickle"
     assert table.read(tmp_path / "o", table.write(Opaque(3), tmp_path / "o")) == Opaque(3)
     assert fingerprint(Opaque(3), table) == fingerprint(Opaque(3), table) != fingerprint(Opaque(4), table)

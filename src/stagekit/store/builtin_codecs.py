@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -32,7 +31,7 @@ import attrs
 
 from stagekit._typedispatch import type_name
 from stagekit.hookspecs import hookimpl
-from stagekit.store.codecs import BUILTIN_PLUGIN, CodecTable, UnstorableError, current_table
+from stagekit.store.codecs import BUILTIN_PLUGIN, CodecError, CodecTable, UnstorableError, current_table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -502,11 +501,11 @@ def _class_ref(cls: type) -> str:
 
 
 def _import_class(ref: str) -> type:
-    module, _, qualname = ref.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    if not isinstance(obj, type) or not (dataclasses.is_dataclass(obj) or attrs.has(obj)):
-        raise UnstorableError(f"{ref} is no longer a dataclass or attrs class")
-    return obj
+    from stagekit.stage import resolve_reference
+
+    found = resolve_reference(ref)
+    if not isinstance(found, type) or not (dataclasses.is_dataclass(found) or attrs.has(found)):
+        raise CodecError(f"the stored fields are of {ref}, which is no longer a dataclass or attrs class",
+                         codec=FieldsCodec.name)
+    return found
 

@@ -148,8 +148,9 @@ class CodecTable:
     def from_registrations(cls, codecs: Iterable[tuple[type | str, Any, Origin]]) -> CodecTable:
         """The table of ``Registry.codecs``: (value_type, codec, provenance) triples.
 
-        A plugin's codec for a type the built-in codecs also claim replaces the built-in one; two plugins
-        claiming one type is a :class:`~stagekit.errors.RegistrationError` naming both.
+        A plugin's codec for a type the built-in codecs also claim replaces the built-in one (which still
+        reads back the files it wrote); two plugins claiming one type is a
+        :class:`~stagekit.errors.RegistrationError` naming both.
         """
         table = cls()
         found = list(codecs)
@@ -160,6 +161,8 @@ class CodecTable:
         for value_type, codec, origin in builtin:
             if table._types.claimant(value_type, str(origin)) is None:
                 table.add(value_type, codec, str(origin))
+            else:  # replaced: what it wrote earlier stays readable by its name
+                table._names.setdefault(codec.name, CodecRegistration(value_type, codec, str(origin)))
         return table
 
     # --- registering ---------------------------------------------------------------------------------
