@@ -143,10 +143,7 @@ def parse_pipeline(data: Mapping[str, Any], path: Path) -> PipelineFile:
     for stage_name, value in stage_contracts.items():
         if value not in CONTRACT_MODES:
             raise fail(f"contracts.{stage_name}", f"must be one of {', '.join(CONTRACT_MODES)}, not {value!r}")
-    catalog = parse_catalog(data.get("catalog", {}), path.parent, source=path)
-    for name in sorted(catalog.keys() & data.get("artifacts", {}).keys()):
-        raise fail(f"catalog.{name}", f"artifact {name!r} is named in both [artifacts] and [catalog] "
-                                      f"(artifacts.{name} and catalog.{name}); keep one")
+    catalog = _catalog(data, path)
     return PipelineFile(
         path=path, name=section.get("name", path.stem), stages=tuple(section.get("stages", ())),
         tags=tuple(section.get("tags", ())), targets=tuple(section.get("targets", ())),
@@ -157,6 +154,15 @@ def parse_pipeline(data: Mapping[str, Any], path: Path) -> PipelineFile:
         report_path=str((path.parent / report["path"]).absolute()) if "path" in report else None,
         report_artifacts=tuple(report["artifacts"]) if "artifacts" in report else None, catalog=catalog,
     )
+
+
+def _catalog(data: Mapping[str, Any], path: Path) -> dict[str, CatalogEntry]:
+    """The ``[catalog]`` entries; one that ``[artifacts]`` also names is an error naming both."""
+    catalog = parse_catalog(data.get("catalog", {}), path.parent, source=path)
+    for name in sorted(catalog.keys() & data.get("artifacts", {}).keys()):
+        raise PipelineFileError(f"{path}: key 'catalog.{name}': artifact {name!r} is named in both [artifacts] "
+                                f"and [catalog] (artifacts.{name} and catalog.{name}); keep one")
+    return catalog
 
 
 def _resolved(artifacts: Mapping[str, Any], folder: Path) -> dict[str, Any]:
