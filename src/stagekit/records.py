@@ -45,8 +45,11 @@ class LogEntry:
 
 @attrs.define
 class StageRecord:
-    """How one stage went: ``status`` is pending, ok, failed or cancelled; ``duration`` in seconds; ``logs``
-    the records its code logged at the run's log level or above, wherever it ran."""
+    """How one stage went: ``status`` is ok, failed, cancelled (never started, or stopped when the run failed,
+    timed out or was interrupted: its worker killed) or abandoned (it was running in a thread, which cannot
+    be killed, when the run ended: it may still be running, and whatever it returns is ignored); pending
+    only while the run goes on. ``duration`` in seconds; ``logs`` the records its code logged at the run's
+    log level or above, wherever it ran."""
 
     name: str
     plugin: str | None = None
@@ -63,7 +66,9 @@ class RunResult:
     """The artifacts of a run and how each stage went.
 
     ``artifacts`` maps every artifact to its final value (merged where branches joined); ``outputs`` keeps
-    what each stage returned, so nothing produced is lost even when a run fails.
+    what each stage returned, so nothing produced is lost even when a run fails. ``errors`` lists every
+    failure of a failed run, the one raised first: ordered by the stages' places in the DAG's order (a
+    failure where branches join at the stage that needed the merge), the same under every executor.
     """
 
     run_id: str
@@ -74,6 +79,7 @@ class RunResult:
     duration: float
     executor: str
     snapshot: str | None = None
+    errors: list[BaseException] = attrs.field(factory=list)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (no artifact values)."""
@@ -113,20 +119,27 @@ class Checker(Protocol):
 
 @attrs.define(slots=True)
 class Task:
-    """One stage to run: only the artifacts it requires and its params, by keyword, the run's checker, and
-    the level at which the stage's log records are created and kept (None: none are kept)."""
+    """One stage to run: only the artifacts it requires and its params, by keyword, the run's checker, the
+    level at which the stage's log records are created and kept (None: none are kept), the stage's timeout
+    in seconds (None: none; the executor stops the stage when it has run that long and reports a
+    ``StageTimeoutError``), and ``strict``: fingerprint the inputs before and after (``isolation="strict"``)."""
 
     stage: Stage
     kwargs: dict[str, Any]  # the required artifacts and the params, by keyword
     checker: Checker | None = None
     log_level: int | None = None
+    timeout: float | None = None
+    strict: bool = False
 
 
 @attrs.define(slots=True)
 class Outcome:
     """How a task went: its outputs (None when it failed), the error, its duration, contract warnings, and
     the log records the stage emitted. ``forwarded`` is True when those records were captured in another
-    process (a worker), so the driver's handlers have not seen them yet: the runner re-emits them there."""
+    process (a worker), so the driver's handlers have not seen them yet: the runner re-emits them there.
+    ``stopped`` is set (and ``outputs`` and ``error`` are None) for a task that ``Executor.cancel`` stopped:
+    "cancelled" (it never started), "killed" (its worker was killed) or "abandoned" (it runs in a thread
+    that cannot be stopped: whatever it returns is ignored)."""
 
     name: str
     outputs: dict[str, Any] | None  # None when the stage failed
@@ -135,3 +148,4 @@ class Outcome:
     warnings: list[Any] = ()  # type: ignore[assignment]  # shared empty default: no list per stage
     logs: list[LogEntry] = ()  # type: ignore[assignment]  # the same
     forwarded: bool = False
+    stopped: str | None = None

@@ -86,6 +86,7 @@ class Stage:
     outputs: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
     contract_mode: ContractMode | None = None  # the stage's default contract mode; the run's if None
     types: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    timeout: float | None = None  # seconds; the executor stops the stage past it (StageTimeoutError)
     _resolved: Callable[..., Any] | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     def __hash__(self) -> int:
@@ -125,6 +126,9 @@ class Stage:
         """Turn what the function returned into ``{artifact: value}`` for the provided artifacts."""
         provides = self.provides
         if len(provides) == 1:
+            if returned is None and not self._may_be_none(provides[0]):
+                raise TypeError(f"stage {self.name!r} provides {provides[0]!r} but returned None (a missing return "
+                                f"statement?); declare types={{{provides[0]!r}: ... | None}} if None is meant")
             return {provides[0]: returned}
         if not provides:
             if returned is not None:
@@ -144,7 +148,30 @@ class Stage:
             if extra:
                 detail.append(f"undeclared {extra}")
             raise TypeError(f"stage {self.name!r} returned a mapping with {' and '.join(detail)}")
-        return {p: returned[p] for p in provides}
+        outputs = {p: returned[p] for p in provides}
+        if self.types and any(v is None for v in outputs.values()):
+            nones = [p for p, v in outputs.items() if v is None and p in self.types and not self._may_be_none(p)]
+            if nones:
+                raise TypeError(f"stage {self.name!r} returned None for {', '.join(map(repr, nones))}, whose "
+                                f"declared type does not admit None")
+        return outputs
+
+    def _may_be_none(self, artifact: str) -> bool:
+        """Whether None is a value this stage may provide for ``artifact``: only where its declared type
+        admits it (``X | None``, ``Optional[X]``, ``Any``, ``object``, ``None``)."""
+        if artifact not in self.types:
+            return False
+        declared = self.types[artifact]
+        if declared is None or declared is type(None) or declared is object:
+            return True
+        import types as builtin_types
+        import typing
+
+        if declared is typing.Any:
+            return True
+        if typing.get_origin(declared) in (typing.Union, builtin_types.UnionType):
+            return type(None) in typing.get_args(declared)
+        return False
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Ship the callable by reference so that workers import it instead of unpickling code; one no worker
@@ -162,6 +189,7 @@ def _fields_of(s: Stage) -> dict[str, Any]:
         "name": s.name, "func": s.func, "requires": s.requires, "provides": s.provides, "after": s.after,
         "tags": s.tags, "description": s.description, "params": dict(s.params), "inputs": dict(s.inputs),
         "outputs": dict(s.outputs), "contract_mode": s.contract_mode, "types": dict(s.types),
+        "timeout": s.timeout,
     }
 
 
@@ -237,6 +265,7 @@ def stage(
     tags: Iterable[str] = ..., description: str | None = ..., params: Mapping[str, Any] | None = ...,
     inputs: Mapping[str, Any] | None = ..., outputs: Mapping[str, Any] | None = ...,
     contract_mode: ContractMode | None = ..., types: Mapping[str, Any] | None = ...,
+    timeout: float | None = ...,
 ) -> Stage: ...
 @overload
 def stage(
@@ -245,6 +274,7 @@ def stage(
     tags: Iterable[str] = ..., description: str | None = ..., params: Mapping[str, Any] | None = ...,
     inputs: Mapping[str, Any] | None = ..., outputs: Mapping[str, Any] | None = ...,
     contract_mode: ContractMode | None = ..., types: Mapping[str, Any] | None = ...,
+    timeout: float | None = ...,
 ) -> Callable[[Callable[..., Any]], Stage]: ...
 
 
@@ -263,18 +293,21 @@ def stage(
     outputs: Mapping[str, Any] | None = None,
     contract_mode: ContractMode | None = None,
     types: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> Stage | Callable[[Callable[..., Any]], Stage]:
     """Declare a stage, as a decorator or a call.
 
     ``@stage(requires=["prices"], provides=["returns"])`` on a function, or
     ``stage("my_pkg.heavy:compute", requires=[...], provides=[...])`` to import lazily.
     Required artifacts and ``params`` arrive as keyword arguments. One provided artifact: return its value;
-    several: return a mapping of them.
+    several: return a mapping of them. ``timeout`` (seconds) stops the stage when it runs longer, failing
+    the run with a ``StageTimeoutError`` naming it; a stage that provides an artifact and returns None fails
+    too, unless ``types`` says None is a value of that artifact.
     """
     options: dict[str, Any] = {
         "name": name, "requires": requires, "provides": provides, "after": after, "tags": tags,
         "description": description, "params": params, "inputs": inputs, "outputs": outputs,
-        "contract_mode": contract_mode, "types": types,
+        "contract_mode": contract_mode, "types": types, "timeout": timeout,
     }
     if func is None:
         return lambda f: _make(f, options)
@@ -314,6 +347,9 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
     if contract_mode is not None and contract_mode not in CONTRACT_MODES:
         raise StageDefinitionError(
             f"stage {name!r}: contract_mode must be one of {CONTRACT_MODES}, not {contract_mode!r}")
+    timeout = options["timeout"]
+    if timeout is not None:
+        timeout = check_timeout(timeout, f"stage {name!r}: timeout")
     if callable(func):
         _check_signature(name, func, (*requires, *params) if params else requires)
     description = options["description"]
@@ -322,11 +358,27 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
     return Stage(
         name=name, func=func, requires=requires, provides=provides, after=after, tags=tags,
         description=description, params=params, inputs=inputs, outputs=outputs, contract_mode=contract_mode,
-        types=types,
+        types=types, timeout=timeout,
     )
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def timeout_problem(value: Any) -> str | None:
+    """Why ``value`` is not a timeout (a positive, finite number of seconds), or None if it is one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number of seconds, not {type(value).__name__}"
+    if not 0 < value < float("inf"):
+        return f"must be a positive number of seconds, not {value!r}"
+    return None
+
+
+def check_timeout(value: Any, what: str) -> float:
+    problem = timeout_problem(value)
+    if problem is not None:
+        raise StageDefinitionError(f"{what} {problem}")
+    return float(value)
 
 
 def _mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -3,11 +3,19 @@
 The loop resolves each ready stage's inputs (merging concurrent branches where they join), fires the
 lifecycle hooks in the driver, hands the stage to the executor, and records what comes back. Per-stage work
 is constant: nothing in the loop grows with the size of the pipeline.
+
+When something fails (a stage, a join's merge, a hook, a timeout) the run stops deterministically: what is
+reported first is the failure of the stage earliest in the DAG's order, the same under every executor.
+From the first failure on, stages later in that order are not started and those running are cancelled at
+once (``Executor.cancel``: workers killed, threads abandoned); stages earlier in the order still run, for
+at most ``grace`` seconds after the first failure (one of them may fail too, and would then be the one
+reported first), after which everything still running is cancelled. Every finished stage's outputs are kept.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import time
 import uuid
 import warnings
@@ -17,13 +25,27 @@ from typing import Any
 import attrs
 
 from stagekit._collector import collector_paused
-from stagekit.errors import ContractWarning, MergeConflictError, RunInterrupted, StageError, StagekitError
+from stagekit.errors import (
+    ContractWarning,
+    ExecutorError,
+    MergeConflictError,
+    MergeError,
+    PipelineWarning,
+    RunInterrupted,
+    StagekitError,
+)
 from stagekit.graph.dag import INITIAL, Dag
 from stagekit.graph.plan import Merged, Version, VersionPlan, plan_versions
 from stagekit.plugins.registry import Provenance
 from stagekit.records import Checker, Outcome, RunInfo, RunResult, StageRecord, Task
-from stagekit.run import logs
+from stagekit.run import faults, logs
 from stagekit.run.executors.base import Executor
+
+_ABSENT: Any = object()
+
+
+def _default_grace() -> float:
+    return float(os.environ.get("STAGEKIT_CANCEL_GRACE") or 2.0)
 
 
 @attrs.define
@@ -38,6 +60,12 @@ class RunOptions:
     # the level at which stages' log records are created and kept ("INFO", 20...); None: the driver root
     # logger's effective level, i.e. whatever the driver's logging configuration lets through
     log_level: int | str | None = None
+    timeout: float | None = None  # the run's, in seconds
+    stage_timeouts: Mapping[str, float] = attrs.field(factory=dict)  # per stage, over Stage.timeout
+    strict: bool = False  # isolation="strict": fingerprint each stage's inputs before and after it
+    # after the first failure, how long stages earlier in the DAG's order may still run ($STAGEKIT_CANCEL_GRACE)
+    grace: float = attrs.field(factory=_default_grace)
+    describe_plugin: Callable[[str], str] | None = None  # a plugin's name -> "plugin 'x' (distribution d 1.0)"
 
 
 class _Run:
@@ -53,13 +81,28 @@ class _Run:
         self.merged: dict[tuple[str, Merged], Any] = {}
         self.records: dict[str, StageRecord] = {}  # filled as stages finish; the rest are cancelled
         self.info = opts.info or RunInfo(uuid.uuid4().hex[:12], tuple(dag.order), opts.executor.name, None, "off")
-        hook = opts.hook
-        self.before = _caller(hook, "stagekit_before_stage")
-        self.after = _caller(hook, "stagekit_after_stage")
-        self.on_error = _caller(hook, "stagekit_on_stage_error")
-        self.failure: BaseException | None = None
-        self.failed_stage: str | None = None
+        hook, describe = opts.hook, opts.describe_plugin
+        self.before = faults.hook_caller(hook, "stagekit_before_stage", describe)
+        self.after = faults.hook_caller(hook, "stagekit_after_stage", describe)
+        self.on_error = faults.hook_caller(hook, "stagekit_on_stage_error", describe)
         self.log_level = logs.level_number(opts.log_level)
+        self.running: dict[str, None] = {}  # submitted, not finished (insertion-ordered)
+        self.cancel: Callable[..., list[Outcome]] | None = getattr(opts.executor, "cancel", None)
+        self.stopped: list[Outcome] = []  # outcomes cancel() handed back, for the loop to record
+        self.failures: list[tuple[int, int, BaseException, str | None]] = []  # (position, seq, error, stage)
+        self.bound: int | None = None  # the DAG position of the earliest failure: nothing from there starts
+        self.position: dict[str, int] = {}  # filled at the first failure: the cost of a failed run only
+        self.grace_until: float | None = None
+        self.ending = False  # nothing more starts (the grace or the run's timeout ran out, or no cancel())
+        self.deadline = None if opts.timeout is None else time.perf_counter() + opts.timeout
+        self.run_timed_out = False
+        self.declared: dict[str, Any] = {}  # artifact -> the classes its merges must return (None: unchecked)
+        if self.cancel is None and (opts.timeout is not None or opts.stage_timeouts or
+                                    any(s.timeout is not None for s in dag.stages.values())):
+            warnings.warn(PipelineWarning(f"executor {opts.executor.name!r} has no cancel(): timeouts are not "
+                                          "enforced"), stacklevel=4)
+
+    # --- values and merges ----------------------------------------------------------------------------
 
     def value(self, artifact: str, version: Version, join: str) -> Any:
         if isinstance(version, str):
@@ -68,27 +111,60 @@ class _Run:
         if key not in self.merged:
             base = self.value(artifact, version.base, join)
             branches = [self.value(artifact, w, join) for w in version.writers]
+            merge = self.opts.merge
+            accepted = self.accepted(artifact)
+            if accepted is not None:
+                merge = faults.TypeCheckedMerge(merge, accepted, self.declared_label(artifact), artifact)
             try:
-                self.merged[key] = self.opts.executor.run_merge(self.opts.merge, base, branches)
-            except MergeConflictError as exc:
+                self.merged[key] = self.opts.executor.run_merge(merge, base, branches)
+            except (MergeConflictError, MergeError) as exc:
                 exc.join, exc.artifact, exc.branches = join, artifact, list(version.writers)
                 raise
         return self.merged[key]
 
+    def accepted(self, artifact: str) -> Any:
+        if artifact not in self.declared:
+            self.declared[artifact] = faults.accepted_classes(self.declared_type(artifact))
+        return self.declared[artifact]
+
+    def declared_type(self, artifact: str) -> Any:
+        role = self.dag.roles[artifact]
+        for name in [*role.writers, *role.readers]:
+            if name and artifact in self.dag.stages[name].types:
+                return self.dag.stages[name].types[artifact]
+        return None
+
+    def declared_label(self, artifact: str) -> str:
+        declared = self.declared_type(artifact)
+        return declared if isinstance(declared, str) else getattr(declared, "__qualname__", repr(declared))
+
+    # --- the loop -------------------------------------------------------------------------------------
+
     def submit(self, name: str) -> None:
         stage = self.dag.stages[name]
-        produced = self.produced
-        kwargs = {a: produced[v][a] if v.__class__ is str else self.value(a, v, name)
-                  for a, v in self.plan.inputs[name]}
-        if stage.params or name in self.opts.params:
-            kwargs.update(stage.params)
-            kwargs.update(self.opts.params.get(name, {}))
-        if self.before is not None:
-            self.before(run=self.info, stage=stage)
-        self.opts.executor.submit(Task(stage, kwargs, self.opts.checker, self.log_level))
+        try:
+            produced = self.produced
+            kwargs = {a: produced[v][a] if v.__class__ is str else self.value(a, v, name)
+                      for a, v in self.plan.inputs[name]}
+            if stage.params or name in self.opts.params:
+                kwargs.update(stage.params)
+                kwargs.update(self.opts.params.get(name, {}))
+            if self.before is not None:
+                self.before(run=self.info, stage=stage)
+        except StagekitError as exc:  # a conflict or a failed merge where branches join, a hook that raised
+            self.records[name] = StageRecord(name, self.plugin_of(name), "failed", error=exc)
+            self.fail(name, exc)
+            return
+        timeout = stage.timeout
+        if self.opts.stage_timeouts:
+            timeout = self.opts.stage_timeouts.get(name, timeout)
+        self.running[name] = None
+        self.opts.executor.submit(Task(stage, kwargs, self.opts.checker, self.log_level, timeout, self.opts.strict))
 
     def finish(self, outcome: Outcome) -> bool:
         name = outcome.name
+        if outcome.stopped is not None:
+            return self.record_stopped(outcome)
         record = self.records[name] = StageRecord(name, self.plugin_of(name), "ok", outcome.duration)
         if outcome.warnings:
             record.warnings = outcome.warnings
@@ -98,47 +174,129 @@ class _Run:
         stage = self.dag.stages[name]
         if outcome.error is not None or outcome.outputs is None:
             record.status, record.error = "failed", outcome.error
-            if self.failure is None:
-                self.failure, self.failed_stage = outcome.error, outcome.name
+            self.fail(name, outcome.error or ExecutorError(f"stage {name!r} gave no outputs and no error"))
             if self.on_error is not None:
-                self.on_error(run=self.info, stage=stage, error=outcome.error)
+                try:
+                    self.on_error(run=self.info, stage=stage, error=outcome.error)
+                except StagekitError as exc:
+                    self.fail(name, exc)
             return False
         self.produced[name] = outcome.outputs
         record.provided = stage.provides
         if self.after is not None:
-            self.after(run=self.info, stage=stage, record=record)
+            try:
+                self.after(run=self.info, stage=stage, record=record)
+            except StagekitError as exc:  # the stage's outputs are kept; the run fails, naming the hook
+                self.fail(name, exc)
+                return False
         return True
+
+    def record_stopped(self, outcome: Outcome) -> bool:
+        name = outcome.name
+        record = self.records[name] = StageRecord(name, self.plugin_of(name), "cancelled")
+        if outcome.stopped == "abandoned":
+            record.status = "abandoned"
+        if self.run_timed_out and outcome.stopped != "cancelled" and self.opts.timeout is not None:
+            record.status = "failed"
+            record.error = faults.run_timeout(name, self.opts.timeout)
+            self.fail(name, record.error)
+        return False
 
     def execute(self) -> None:
         # The DAG was validated (no cycle) when it was built, so plain counters replace graphlib here.
         deps, successors = self.dag.deps, self.dag.successors
         waiting = {name: len(preds) for name, preds in deps.items()}
         ready = [name for name, n in waiting.items() if n == 0]
-        executor, in_flight = self.opts.executor, 0
-        while ready or in_flight:
-            if self.failure is None:
-                for name in ready:
-                    try:
-                        self.submit(name)
-                    except StagekitError as exc:  # e.g. a merge conflict where branches join
-                        self.failure, self.failed_stage = exc, name
-                        self.records[name] = StageRecord(name, self.plugin_of(name), "failed", error=exc)
-                        break
-                    in_flight += 1
+        running = self.running
+        while True:
+            for name in ready:
+                if self.bound is None or (not self.ending and self.position[name] < self.bound):
+                    self.submit(name)
             ready = []
-            if in_flight == 0:
+            if not running:
                 break
-            for outcome in executor.wait():
-                in_flight -= 1
+            if self.stopped:
+                outcomes, self.stopped = self.stopped, []
+            else:
+                outcomes = self.wait()
+            for outcome in outcomes:
+                if running.pop(outcome.name, _ABSENT) is _ABSENT:
+                    continue  # not (or no longer) in flight: cancel() reported it already
                 if self.finish(outcome):
                     for nxt in successors[outcome.name]:
                         waiting[nxt] -= 1
                         if not waiting[nxt]:
                             ready.append(nxt)
 
+    def wait(self) -> list[Outcome]:
+        executor = self.opts.executor
+        if self.cancel is None:
+            return executor.wait()
+        until = self.deadline
+        if self.grace_until is not None and (until is None or self.grace_until < until):
+            until = self.grace_until
+        if until is None:
+            outcomes = executor.wait()
+            if not outcomes:
+                raise ExecutorError(f"executor {executor.name!r}: wait() returned nothing while "
+                                    f"{', '.join(map(repr, self.running))} ran")
+            return outcomes
+        left = until - time.perf_counter()
+        outcomes = executor.wait(left) if left > 0 else []
+        if not outcomes and time.perf_counter() >= until:
+            self.run_timed_out = self.deadline is not None and time.perf_counter() >= self.deadline
+            self.stop_all()
+        return outcomes
+
+    def fail(self, name: str | None, error: BaseException) -> None:
+        """Record a failure; from here on only stages earlier in the DAG's order start, for a while."""
+        if not self.position:
+            self.position = {n: i for i, n in enumerate(self.dag.order)}
+        place = self.position[name] if name is not None else len(self.position)
+        self.failures.append((place, len(self.failures), error, name))
+        if self.bound is not None and place >= self.bound:
+            return
+        self.bound = place
+        if self.grace_until is None:
+            self.grace_until = time.perf_counter() + self.opts.grace
+        if self.cancel is None:  # an executor that cannot cancel: nothing else starts, nothing is waited for
+            self.ending = True
+            self.running.clear()
+            return
+        later = [n for n in self.running if self.position[n] > place]
+        if later:
+            self.stopped += _covering(self.cancel(later), later)
+
+    def stop_all(self) -> None:
+        """Nothing more starts; everything still running is cancelled (Ctrl-C, the grace or timeout ran out)."""
+        self.ending = True
+        if self.bound is None:
+            if not self.position:
+                self.position = {n: i for i, n in enumerate(self.dag.order)}
+            self.bound = len(self.position)
+        if self.cancel is not None and self.running:
+            self.stopped += _covering(self.cancel(), list(self.running))
+
+    def settle(self) -> None:
+        """After Ctrl-C: record what cancel() handed back (finished stages keep their outputs), run no more."""
+        self.stop_all()
+        stopped, self.stopped = self.stopped, []
+        for outcome in stopped:
+            if self.running.pop(outcome.name, _ABSENT) is not _ABSENT:
+                self.finish(outcome)
+
+    def timed_out_check(self) -> None:
+        """A run that timed out fails even where every stage it stopped was still waiting to start."""
+        if self.run_timed_out and self.opts.timeout is not None and not self.failures:
+            waiting = next((n for n in self.dag.order if n not in self.records), None)
+            if waiting is not None:
+                self.fail(waiting, faults.run_timeout(waiting, self.opts.timeout, started=False))
+
     def plugin_of(self, name: str) -> str | None:
         origin = self.opts.origins.get(name)
         return origin.plugin if origin is not None else None
+
+    # --- the result -----------------------------------------------------------------------------------
 
     def result(self, started: float) -> RunResult:
         records = self.records
@@ -155,15 +313,22 @@ class _Run:
                 continue
             try:
                 artifacts[artifact] = materialize(self.value(artifact, version, "the end of the run"))
-            except MergeConflictError as exc:
-                if self.failure is None:
-                    self.failure, self.failed_stage = exc, None
+            except StagekitError as exc:
+                self.fail(None, exc)
+            except Exception as exc:
+                self.fail(None, ExecutorError(f"artifact {artifact!r} cannot be brought into the driver: "
+                                              f"{type(exc).__name__}: {exc}"))
+        outputs = {n: o for n, o in self.produced.items() if n != INITIAL}
         return RunResult(
-            run_id=self.info.run_id, ok=self.failure is None, artifacts=artifacts, stages=self.records,
-            outputs=self.opts.executor.collect_outputs({n: o for n, o in self.produced.items() if n != INITIAL}),
-            duration=time.perf_counter() - started,
+            run_id=self.info.run_id, ok=not self.failures, artifacts=artifacts, stages=self.records,
+            outputs=self.opts.executor.collect_outputs(outputs), duration=time.perf_counter() - started,
             executor=self.info.executor, snapshot=self.info.snapshot,
         )
+
+    def errors(self, result: RunResult) -> list[BaseException]:
+        """Every failure, named, in the DAG's order (the first is the one to raise)."""
+        return [faults.named(error, name, self.opts.origins, result)
+                for _, _, error, name in sorted(self.failures, key=lambda f: (f[0], f[1]))]
 
 
 def run_dag(dag: Dag, artifacts: Mapping[str, Any], opts: RunOptions) -> RunResult:
@@ -171,73 +336,88 @@ def run_dag(dag: Dag, artifacts: Mapping[str, Any], opts: RunOptions) -> RunResu
     started = time.perf_counter()
     run = _Run(dag, artifacts, opts)
     hook = opts.hook
-    if hook is not None:
-        hook.stagekit_before_run(run=run.info)
-    interrupted = False
+    if hook is not None and hook.stagekit_before_run.get_hookimpls():
+        try:
+            faults.HookCaller(hook.stagekit_before_run, "stagekit_before_run", opts.describe_plugin)(run=run.info)
+        except StagekitError as exc:  # nothing has run: the executor is released, the error names the plugin
+            result = run.result(started)
+            opts.executor.shutdown(cancel=True)
+            exc.result = result  # type: ignore[attr-defined]
+            raise
+    interrupted: list[str] = []
     # Everything allocated so far (stages, DAG, plan) lives through the run: keep the collector from
     # rescanning it on every full collection, which otherwise makes per-stage cost grow with size.
     gc.freeze()
     try:
-        with logs.run_level(run.log_level):
-            run.execute()
-    except KeyboardInterrupt:
-        interrupted = True
+        with logs.run_level(run.log_level), faults.sigterm_interrupts(interrupted):
+            try:
+                run.execute()
+            except KeyboardInterrupt:
+                interrupted.insert(0, "SIGINT")
+                run.settle()  # in-flight work is stopped before the result is built (which may need merges)
+        run.timed_out_check()
+        result = run.result(started)
+    except BaseException:  # a second Ctrl-C while stopping, or a bug: never leave workers behind
+        opts.executor.shutdown(cancel=True)
+        raise
     finally:
         gc.unfreeze()
-    # The result is built while the executor still runs: its final values may live in its workers (Ray).
-    try:
-        result = run.result(started)
-    finally:
-        opts.executor.shutdown(cancel=interrupted)
-    result.ok = result.ok and not interrupted
-    if hook is not None:
-        hook.stagekit_after_run(run=run.info, result=result)
+    opts.executor.shutdown(cancel=bool(interrupted or run.failures))
+    return _end(run, result, interrupted)
+
+
+def _end(run: _Run, result: RunResult, interrupted: list[str]) -> RunResult:
+    """Fire stagekit_after_run, then return the result or raise what ended the run."""
+    result.errors = run.errors(result)
+    result.ok = not result.errors and not interrupted
+    hook_error: StagekitError | None = None
+    hook = run.opts.hook
+    if hook is not None and hook.stagekit_after_run.get_hookimpls():
+        try:
+            faults.HookCaller(hook.stagekit_after_run, "stagekit_after_run", run.opts.describe_plugin)(
+                run=run.info, result=result)
+        except StagekitError as exc:  # reported without discarding the run: the result travels on the error
+            hook_error = exc
+            exc.result = result  # type: ignore[attr-defined]
+            if result.errors or interrupted:
+                result.errors.append(exc)
     if interrupted:
-        raise RunInterrupted("run interrupted; the stages that completed are kept on this error's result",
-                             result=result)
-    if run.failure is not None:
-        error = _failure_error(run, result)
-        if error is run.failure:
-            raise error
-        raise error from run.failure
+        signal = "SIGTERM" if "SIGTERM" in interrupted else "SIGINT"
+        what = "terminated (SIGTERM)" if signal == "SIGTERM" else "interrupted"
+        error: StagekitError = RunInterrupted(f"run {what}; the stages that completed are kept on this error's "
+                                              "result", result=result, signal=signal)
+        _also(error, result.errors, None)
+        raise error
+    if result.errors:
+        first = result.errors[0]
+        _also(first, result.errors[1:], None)
+        cause = getattr(first, "original", None)
+        if cause is not None and cause is not first:
+            raise first from cause
+        raise first
+    if hook_error is not None:
+        raise hook_error
     return result
 
 
-def _failure_error(run: _Run, result: RunResult) -> BaseException:
-    exc, name = run.failure, run.failed_stage
-    assert exc is not None
-    plugin = _plugin(run.opts.origins, name) if name else None
-    if isinstance(exc, StagekitError):
-        # our own errors (a contract, a merge conflict) already say what is wrong: keep their type
-        exc.result = result  # type: ignore[attr-defined]
-        if getattr(exc, "stage", None) is None:
-            exc.stage = name  # type: ignore[attr-defined]
-        return exc
-    origin = run.opts.origins.get(name or "")
-    where = f" [{origin}]" if origin else ""
-    return StageError(
-        f"stage {name!r}{where} failed: {type(exc).__name__}: {exc}",
-        stage=name or "?", plugin=plugin, original=exc, result=result,
-    )
+def _also(error: BaseException, others: list[BaseException], hook_error: BaseException | None) -> None:
+    """Note the run's other failures on the error raised (shown with its traceback; the CLI lists them)."""
+    for other in [*others, *([hook_error] if hook_error is not None else [])]:
+        if other is not error:
+            error.add_note(f"also: {other}")
 
 
-def _plugin(origins: Mapping[str, Provenance], name: str | None) -> str | None:
-    origin = origins.get(name or "")
-    return origin.plugin if origin else None
+def _covering(outcomes: list[Outcome], names: list[str]) -> list[Outcome]:
+    """``outcomes`` and a "cancelled" one for each of ``names`` they leave out (an executor's race, or one
+    that lost track): every stage the runner cancels is accounted for, so the loop always ends."""
+    covered = {o.name for o in outcomes}
+    return outcomes + [Outcome(n, None, stopped="cancelled") for n in names if n not in covered]
 
 
 def _warn(stage: str, found: list[Any]) -> None:
     """Issue a stage's contract warnings in the driver, whichever executor ran it."""
     for w in found:
         warnings.warn(ContractWarning(str(w)), stacklevel=3)
-
-
-def _caller(hook: Any, name: str) -> Callable[..., Any] | None:
-    """The hook caller if any plugin implements it: hooks nobody implements cost nothing per stage."""
-    if hook is None:
-        return None
-    caller = getattr(hook, name)
-    return caller if caller.get_hookimpls() else None
 
 
 __all__ = ["RunOptions", "run_dag"]

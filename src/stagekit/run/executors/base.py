@@ -8,12 +8,14 @@ looks at which executor it has.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from time import perf_counter
 from typing import Any, Protocol
 
+from stagekit.errors import StageTimeoutError
 from stagekit.records import LogEntry, Outcome, Task
-from stagekit.run import logs
+from stagekit.run import isolation, logs
+from stagekit.run.isolation import guard
 from stagekit.run.logs import current as _current
 
 _root = logging.getLogger()
@@ -21,6 +23,10 @@ _root = logging.getLogger()
 
 def run_task(task: Task) -> Outcome:
     """Run one stage where the executor put it: check inputs, call, shape outputs, check outputs.
+
+    Whatever the stage raises (``SystemExit`` and any other ``BaseException`` included, only
+    ``KeyboardInterrupt`` excepted) is its outcome's ``error``. Its inputs are isolated (see
+    :mod:`stagekit.run.isolation`): frames arrive as copy-on-write copies and arrays read-only.
 
     With ``task.log_level`` set, the records the stage logs in this thread while it runs are tagged with
     its name and kept on the outcome's ``logs`` (see :mod:`stagekit.run.logs`).
@@ -42,37 +48,79 @@ def run_task(task: Task) -> Outcome:
 
 
 def _run(task: Task) -> Outcome:
+    # Every way a stage can fail is its failure, BaseException included (a stage's sys.exit() fails that stage
+    # instead of hanging a thread or ending the driver); only Ctrl-C (KeyboardInterrupt) stays an interrupt.
     stage = task.stage
     checker = task.checker
+    kwargs = task.kwargs
+    if stage.requires:  # frames as copy-on-write copies, arrays read-only: an in-place edit stays here
+        kwargs = guard(kwargs, stage.requires)
     start = perf_counter()
-    if checker is None:  # the common, contract-free path: nothing but the call
+    if checker is None and not task.strict:  # the common, contract-free path: nothing but the call
         try:
-            outputs = stage.outputs_from(stage.callable(**task.kwargs))
+            outputs = stage.outputs_from(stage.callable(**kwargs))
         except Exception as exc:
+            return Outcome(stage.name, None, exc, perf_counter() - start)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             return Outcome(stage.name, None, exc, perf_counter() - start)
         return Outcome(stage.name, outputs, None, perf_counter() - start)
     warned: list[Any] = []
     try:
-        if stage.inputs:
-            warned += checker.check(stage, "input", {a: task.kwargs[a] for a in stage.inputs})
-        outputs = stage.outputs_from(stage.callable(**task.kwargs))
-        if stage.outputs:
+        before = isolation.fingerprints(kwargs, stage.requires) if task.strict else None
+        if checker is not None and stage.inputs:
+            warned += checker.check(stage, "input", {a: kwargs[a] for a in stage.inputs})
+        outputs = stage.outputs_from(stage.callable(**kwargs))
+        if before:
+            mutated = isolation.changed(stage.name, kwargs, before)
+            if mutated is not None:
+                return Outcome(stage.name, None, mutated, perf_counter() - start, warned)
+        if checker is not None and stage.outputs:
             warned += checker.check(stage, "output", outputs)
-    except Exception as exc:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
         return Outcome(stage.name, None, exc, perf_counter() - start, warned)
     return Outcome(stage.name, outputs, None, perf_counter() - start, warned)
 
 
+def timed_out(task: Task, started: float | None = None) -> Outcome:
+    """The outcome of a task stopped at its timeout (``task.timeout``), for an executor to report."""
+    name, limit = task.stage.name, task.timeout or 0.0
+    error = StageTimeoutError(f"stage {name!r} timed out after {limit:g} s (its timeout)", stage=name, timeout=limit)
+    return Outcome(name, None, error, limit if started is None else perf_counter() - started)
+
+
+def stopped(task: Task, how: str) -> Outcome:
+    """The outcome of a task that :meth:`Executor.cancel` stopped: "cancelled", "killed" or "abandoned"."""
+    return Outcome(task.stage.name, None, stopped=how)
+
+
 class Executor(Protocol):
-    """What the runner needs from an executor."""
+    """What the runner needs from an executor (see docs/executors.md for the whole contract)."""
 
     name: str
 
     def submit(self, task: Task) -> None:
         """Start running ``task`` (or queue it)."""
 
-    def wait(self) -> list[Outcome]:
-        """Block until at least one submitted task finished; return every finished one."""
+    def wait(self, timeout: float | None = None) -> list[Outcome]:
+        """Block until at least one submitted task finished, and return every finished one; with ``timeout``
+        (seconds), return within about that time even if none did (then possibly an empty list).
+
+        A task whose ``task.timeout`` runs out is stopped (its worker killed, or its thread abandoned) and
+        returned with a :class:`~stagekit.errors.StageTimeoutError` (:func:`timed_out`); the time counts from
+        when the task started running, not from when it was submitted.
+        """
+
+    def cancel(self, names: Collection[str] | None = None) -> list[Outcome]:
+        """Stop the named tasks (every task not yet returned by :meth:`wait` if None) and return an outcome
+        for each of them, at once: its own if it had finished, else one with ``stopped`` set ("cancelled":
+        it never started; "killed": its worker was killed; "abandoned": it runs in a thread, which cannot be
+        killed, and whatever it returns is ignored). Other tasks go on; after ``cancel`` the executor must
+        still ``materialize``, ``run_merge`` and ``collect_outputs`` (the runner builds the run's result
+        then), and ``shutdown`` follows."""
 
     def materialize(self, value: Any) -> Any:
         """Bring a value this executor produced into the driver (identity for in-process executors)."""
@@ -84,8 +132,8 @@ class Executor(Protocol):
     def run_merge(self, merge: Callable[[Any, list[Any]], Any], base: Any, branches: list[Any]) -> Any:
         """Merge branch values where they join; may run remotely and return a handle (a Ray ObjectRef).
 
-        A :class:`~stagekit.errors.MergeConflictError` must reach the runner from here (not later), so that
-        it can name the join, the artifact and the branches.
+        A :class:`~stagekit.errors.MergeConflictError` or :class:`~stagekit.errors.MergeError` must reach the
+        runner from here (not later), so that it can name the join, the artifact and the branches.
         """
 
     def shutdown(self, *, cancel: bool) -> None:

@@ -12,7 +12,13 @@ normally execute the parent's ``__main__`` again in every worker (as ``__mp_main
 pickled as ``__main__.f`` can be found; that is why a script without an ``if __name__ == "__main__":`` guard
 re-runs its pipeline in each worker and fails with pages of tracebacks. Here nothing travels as a reference
 to ``__main__``, so workers are started with the main module hidden from multiprocessing's preparation
-(:func:`_main_hidden`): an unguarded script, ``python -c`` and ``python -`` work as a guarded script does.
+(:mod:`~stagekit.run.executors.process_worker`): an unguarded script, ``python -c`` and ``python -`` work as
+a guarded script does.
+
+The pool is the executor's own: each worker has a pipe to the driver and runs one task at a time, so the
+driver always knows which stage each worker runs. A worker that dies fails exactly the stage it was running;
+a stage past its timeout, or cancelled while it runs, has its worker killed (a fresh one takes its place);
+and a task goes to a worker only when one is free, so a stage's timeout counts from when it starts.
 
 A worker builds its contract checker from the run's :class:`~stagekit.records.ContractSpec` (the plugin host
 rebuilt from entry-point names, once per worker), never from a pickled plugin manager. Stage log records are
@@ -21,133 +27,56 @@ captured in the worker and travel back on the outcome, for the runner to show in
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
-import multiprocessing.context
+import multiprocessing.util
 import os
 import pickle
-import queue
-import sys
-import threading
-import traceback
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+import signal
+from collections import deque
+from collections.abc import Collection
+from multiprocessing.connection import Connection, wait
+from time import perf_counter
 from typing import Any
 
-from stagekit.contracts.checker import checker_for
 from stagekit.errors import ExecutorError
-from stagekit.records import ContractSpec, Outcome, Task
-from stagekit.run import logs
-from stagekit.run.executors.base import DriverMemoryExecutor, run_task
+from stagekit.records import Outcome, Task
+from stagekit.run.executors.base import DriverMemoryExecutor, stopped, timed_out
+from stagekit.run.executors.process_worker import context, dumps, worker_main
+
+_Packed = tuple[Task, bytes, list[bytes], int]  # a task, its header, its inputs (ready to send), tries left
 
 
-def _dumps(value: Any) -> bytes:
-    import cloudpickle  # type: ignore[import-untyped]  # imported here: `import stagekit` stays light
+class _Worker:
+    """One worker process, its pipe, and the task it runs (None while idle)."""
 
-    data: bytes = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return data
+    __slots__ = ("alive", "conn", "deadline", "process", "started", "task")
 
+    def __init__(self, process: Any, conn: Connection, alive: Connection) -> None:
+        self.process, self.conn, self.alive = process, conn, alive
+        self.task: Task | None = None
+        self.started = 0.0
+        self.deadline: float | None = None
 
-def _run_packed(stage_bytes: bytes, inputs: dict[str, bytes], params_bytes: bytes,
-                contracts: ContractSpec | None, log_level: int | None) -> bytes:
-    """Runs in the worker: unpickle, run, and send back the outcome (its outputs pickled one by one)."""
-    stage = pickle.loads(stage_bytes)
-    kwargs = {name: pickle.loads(data) for name, data in inputs.items()}
-    kwargs.update(pickle.loads(params_bytes))
-    try:
-        checker = None if contracts is None else checker_for(contracts)
-    except Exception as exc:
-        return _pack(Outcome(stage.name, None, _portable(exc)))
-    outcome = run_task(Task(stage, kwargs, checker, log_level))
-    outcome.forwarded = True  # captured here, not seen by the driver's handlers: the runner re-emits them
-    outcome.warnings = [str(w) for w in outcome.warnings]
-    if outcome.error is not None:
-        outcome.error = _portable(outcome.error)
-        return _pack(outcome)
-    packed: dict[str, Any] = {}
-    for name, value in (outcome.outputs or {}).items():
-        try:
-            packed[name] = _dumps(value)
-        except Exception as exc:
-            outcome.outputs, outcome.error = None, ExecutorError(
-                f"stage {stage.name!r} provided artifact {name!r} ({type(value).__name__}), which cannot be "
-                f"sent back from a worker process: {type(exc).__name__}: {exc}")
-            return _pack(outcome)
-    outcome.outputs = packed
-    return _pack(outcome)
+    def end(self, *, kill: bool) -> None:
+        """Stop the process (at once with ``kill``, else ask it and wait a moment) and close its pipes."""
+        process = self.process
+        if not kill:
+            with contextlib.suppress(OSError):
+                self.conn.send_bytes(b"")
+            process.join(1.0)
+        if process.exitcode is None:
+            process.kill()
+            process.join(5.0)
+        self.conn.close()
+        self.alive.close()
 
 
-def _pack(outcome: Outcome) -> bytes:
-    try:
-        return _dumps(outcome)
-    except Exception as exc:  # a log message or a warning that does not pickle: keep the rest
-        outcome.logs, outcome.warnings = [], [str(w) for w in outcome.warnings]
-        outcome.error = outcome.error or RuntimeError(f"the outcome cannot be sent back: {exc}")
-        return _dumps(outcome)
-
-
-def _portable(exc: BaseException) -> BaseException:
-    """The exception itself if it survives pickling, else a RuntimeError that keeps its text and traceback."""
-    text = "".join(traceback.format_exception(exc))
-    try:
-        exc.add_note("worker traceback:\n" + text)
-        pickle.loads(_dumps(exc))
-        return exc
-    except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}\nworker traceback:\n{text}")
-
-
-def _init_worker() -> None:
-    logs.prepare_worker()
-
-
-# --- starting workers without the driver's main module ------------------------------------------------
-
-_main_lock = threading.Lock()
-
-
-@contextmanager
-def _main_hidden() -> Iterator[None]:
-    """While a worker starts: ``__main__`` has no ``__file__`` and no ``__spec__``, so that multiprocessing's
-    preparation (``spawn.get_preparation_data``) gives the worker no main module to run again."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    with _main_lock:  # one start at a time: two interleaved save/restore pairs would lose __file__
-        saved: dict[str, Any] = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
-        main.__dict__.pop("__file__", None)
-        main.__dict__["__spec__"] = None
-        try:
-            yield
-        finally:
-            main.__dict__.pop("__spec__", None)
-            main.__dict__.update(saved)
-
-
-class _HiddenMainStart:
-    """Mixed into a start method's process class: the process starts with the main module hidden."""
-
-    def start(self) -> None:
-        with _main_hidden():
-            super().start()  # type: ignore[misc]
-
-
-# The process classes are pickled to the new process by ``spawn`` and ``forkserver``: they live at module level.
-_WORKERS: dict[str, type[Any]] = {}
-for _method in multiprocessing.get_all_start_methods():
-    _base: Any = multiprocessing.get_context(_method)
-    _class_name = f"_{_method.capitalize()}Worker"
-    _WORKERS[_method] = globals()[_class_name] = type(_class_name, (_HiddenMainStart, _base.Process), {})
-
-
-def _context(method: str) -> multiprocessing.context.BaseContext:
-    """The start method's context, whose processes start with the main module hidden (see above)."""
-    base: Any = multiprocessing.get_context(method)
-    context_class = type(f"_{method.capitalize()}Context", (type(base),), {"Process": _WORKERS[method]})
-    context: multiprocessing.context.BaseContext = context_class()
-    return context
+def _end_all(workers: list[_Worker]) -> None:
+    """Every worker still there, ended: at shutdown, when the executor is collected, and at exit."""
+    for w in list(workers):
+        w.end(kill=w.task is not None)
+    workers.clear()
 
 
 class ProcessExecutor(DriverMemoryExecutor):
@@ -159,71 +88,229 @@ class ProcessExecutor(DriverMemoryExecutor):
             raise ExecutorError(f"start method {method!r} is not available here; use one of "
                                 f"{', '.join(multiprocessing.get_all_start_methods())}")
         self.workers = workers or os.cpu_count() or 1
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=_context(method), initializer=_init_worker)
-        self._done: queue.SimpleQueue[Future[bytes] | Outcome] = queue.SimpleQueue()
-        self._running: dict[Future[bytes], str] = {}
+        self._context: Any = context(method)
+        self._all: list[_Worker] = []
+        self._idle: list[_Worker] = []
+        self._busy: dict[Connection, _Worker] = {}
+        self._queue: deque[_Packed] = deque()
+        self._done: list[Outcome] = []
+        # before multiprocessing joins its children at exit, and when this executor is collected
+        self._finalizer = multiprocessing.util.Finalize(self, _end_all, args=(self._all,), exitpriority=10)
+
+    # --- the executor protocol --------------------------------------------------------------------------
 
     def submit(self, task: Task) -> None:
+        packed = self._pack(task)
+        if packed is None:
+            return
+        self._queue.append(packed)
+        self._dispatch()
+
+    def wait(self, timeout: float | None = None) -> list[Outcome]:
+        until = None if timeout is None else perf_counter() + timeout
+        while True:
+            if not self._done and self._busy:
+                self._expire()
+            if self._done:
+                done, self._done = self._done, []
+                return done
+            if not self._busy:
+                return []
+            wake = min([w.deadline for w in self._busy.values() if w.deadline is not None], default=None)
+            if until is not None:
+                wake = until if wake is None else min(wake, until)
+            self._collect(None if wake is None else max(wake - perf_counter(), 0.0))
+            if not self._done and until is not None and perf_counter() >= until:
+                return []
+
+    def cancel(self, names: Collection[str] | None = None) -> list[Outcome]:
+        def wanted(task: Task) -> bool:
+            return names is None or task.stage.name in names
+
+        if self._busy:
+            self._collect(0)  # what finished already is kept, not killed
+        out = [o for o in self._done if names is None or o.name in names]
+        self._done = [o for o in self._done if not (names is None or o.name in names)]
+        kept: deque[_Packed] = deque()
+        for packed in self._queue:
+            if wanted(packed[0]):
+                out.append(stopped(packed[0], "cancelled"))
+            else:
+                kept.append(packed)
+        self._queue = kept
+        for w in list(self._busy.values()):
+            assert w.task is not None
+            if wanted(w.task):
+                out.append(stopped(w.task, "killed"))
+                self._retire(w, kill=True)
+        self._dispatch()
+        return out
+
+    def shutdown(self, *, cancel: bool) -> None:
+        self._queue.clear()
+        self._idle, self._busy = [], {}
+        self._finalizer()  # ends every worker (the busy ones killed): idempotent
+
+    # --- internals --------------------------------------------------------------------------------------
+
+    def _pack(self, task: Task) -> _Packed | None:
         name = task.stage.name
         try:
-            stage_bytes = _dumps(task.stage)
+            stage_bytes = dumps(task.stage)
         except Exception as exc:
-            self._done.put(Outcome(name, None, ExecutorError(
-                f"stage {name!r} cannot be sent to a worker process (its function, or something it uses, "
-                f"cannot be pickled): {type(exc).__name__}: {exc}; use the thread executor")))
-            return
-        inputs, params = {}, {}
+            return self._refused(name, f"stage {name!r} cannot be sent to a worker process (its function, or "
+                                      f"something it uses, cannot be pickled): {type(exc).__name__}: {exc}; use "
+                                      "the thread executor")
+        names, inputs, params = [], [], {}
         for key, value in task.kwargs.items():
             if key not in task.stage.requires:
                 params[key] = value
                 continue
             try:
-                inputs[key] = _dumps(value)
+                inputs.append(dumps(value))
             except Exception as exc:
-                self._done.put(Outcome(name, None, ExecutorError(
-                    f"stage {name!r} requires artifact {key!r} ({type(value).__name__}), which cannot be sent "
-                    f"to a worker process: {type(exc).__name__}: {exc}; use the thread executor")))
-                return
+                return self._refused(name, f"stage {name!r} requires artifact {key!r} ({type(value).__name__}), "
+                                          f"which cannot be sent to a worker process: {type(exc).__name__}: {exc}; "
+                                          "use the thread executor")
+            names.append(key)
         try:
-            params_bytes = _dumps(params)
+            params_bytes = dumps(params)
         except Exception as exc:
-            self._done.put(Outcome(name, None, ExecutorError(
-                f"stage {name!r} has a param that cannot be sent to a worker process: "
-                f"{type(exc).__name__}: {exc}; use the thread executor")))
-            return
+            return self._refused(name, f"stage {name!r} has a param that cannot be sent to a worker process: "
+                                      f"{type(exc).__name__}: {exc}; use the thread executor")
         contracts = None if task.checker is None else task.checker.spec
-        future = self._pool.submit(_run_packed, stage_bytes, inputs, params_bytes, contracts, task.log_level)
-        self._running[future] = name
-        future.add_done_callback(self._done.put)
+        header = pickle.dumps((name, stage_bytes, names, params_bytes, contracts, task.log_level, task.strict),
+                              protocol=pickle.HIGHEST_PROTOCOL)
+        return task, header, inputs, 1
 
-    def wait(self) -> list[Outcome]:
-        finished = [self._done.get()]
-        while True:
+    def _refuse(self, name: str, message: str) -> None:
+        self._done.append(Outcome(name, None, ExecutorError(message)))
+
+    def _refused(self, name: str, message: str) -> _Packed | None:
+        self._refuse(name, message)
+        return None
+
+    def _dispatch(self) -> None:
+        """Hand queued tasks to free workers, starting workers up to the limit."""
+        while self._queue:
+            if self._idle:
+                worker = self._idle.pop()
+            elif len(self._all) < self.workers:
+                try:
+                    worker = self._start()
+                except Exception as exc:
+                    task = self._queue.popleft()[0]
+                    self._refuse(task.stage.name, f"no worker process could be started for stage "
+                                                  f"{task.stage.name!r}: {type(exc).__name__}: {exc}")
+                    continue
+            else:
+                return
+            task, header, inputs, tries = self._queue.popleft()
             try:
-                finished.append(self._done.get_nowait())
-            except queue.Empty:
-                break
-        return [self._outcome(f) for f in finished]
+                worker.conn.send_bytes(header)
+                for data in inputs:
+                    worker.conn.send_bytes(data)
+            except OSError as exc:  # it died while idle (none of this task ran): the task goes to another one
+                self._retire(worker, kill=True)
+                if tries:
+                    self._queue.appendleft((task, header, inputs, tries - 1))
+                else:
+                    self._refuse(task.stage.name, f"the worker processes for stage {task.stage.name!r} died "
+                                                  f"before it could be sent to them: {exc}")
+                continue
+            worker.task, worker.started = task, perf_counter()
+            worker.deadline = None if task.timeout is None else worker.started + task.timeout
+            self._busy[worker.conn] = worker
 
-    def _outcome(self, item: Future[bytes] | Outcome) -> Outcome:
-        if isinstance(item, Outcome):
-            return item
-        name = self._running.pop(item)
+    def _start(self) -> _Worker:
+        conn, child = multiprocessing.Pipe()
+        alive_r, alive_w = multiprocessing.Pipe(duplex=False)  # only the driver holds alive_w: see the worker
+        process = self._context.Process(target=worker_main, args=(child, alive_r), name="stagekit-worker")
         try:
-            outcome: Outcome = pickle.loads(item.result())
-        except BrokenProcessPool:
-            others = sorted(set(self._running.values()) - {name})
-            also = f" (also in flight: {', '.join(others)})" if others else ""
-            return Outcome(name, None, ExecutorError(
-                f"the worker process running stage {name!r} died unexpectedly (killed, os._exit or a crash)"
-                + also))
+            process.start()
+        except BaseException:
+            conn.close()
+            alive_w.close()
+            raise
+        finally:
+            child.close()
+            alive_r.close()
+        worker = _Worker(process, conn, alive_w)
+        self._all.append(worker)
+        return worker
+
+    def _collect(self, timeout: float | None) -> None:
+        """Wait up to ``timeout`` for busy workers to answer or die; move what came in to ``_done``."""
+        conns = dict(self._busy)
+        sentinels = {w.process.sentinel: w for w in conns.values()}
+        for ready in wait([*conns, *sentinels], timeout):
+            worker = sentinels.get(ready) if isinstance(ready, int) else conns.get(ready)  # type: ignore[call-overload]
+            if worker is None or worker.conn not in self._busy:
+                continue  # its answer and its end were both ready: handled once
+            self._answer(worker)
+        self._dispatch()
+
+    def _answer(self, worker: _Worker) -> None:
+        task = worker.task
+        assert task is not None
+        try:
+            data = worker.conn.recv_bytes() if worker.conn.poll() else None
+        except (EOFError, OSError):
+            data = None
+        if data is None:
+            self._done.append(Outcome(task.stage.name, None, self._death(worker), perf_counter() - worker.started))
+            self._retire(worker, kill=True)
+            return
+        del self._busy[worker.conn]
+        worker.task = None
+        self._idle.append(worker)
+        self._done.append(self._unpack(task.stage.name, data))
+
+    def _death(self, worker: _Worker) -> ExecutorError:
+        worker.process.join(1.0)
+        code = worker.process.exitcode
+        if code is not None and code < 0:
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        else:
+            how = f"exit code {code}"
+        name = worker.task.stage.name if worker.task is not None else "?"
+        return ExecutorError(f"the worker process running stage {name!r} died unexpectedly (pid "
+                             f"{worker.process.pid}, {how}: killed, os._exit or a crash)")
+
+    def _expire(self) -> None:
+        now = perf_counter()
+        for w in list(self._busy.values()):
+            if w.deadline is not None and w.deadline <= now and w.task is not None:
+                if w.conn.poll():  # it answered just in time
+                    self._answer(w)
+                    continue
+                self._done.append(timed_out(w.task, w.started))
+                self._retire(w, kill=True)
+        self._dispatch()
+
+    def _retire(self, worker: _Worker, *, kill: bool) -> None:
+        self._busy.pop(worker.conn, None)
+        if worker in self._idle:
+            self._idle.remove(worker)
+        if worker in self._all:
+            self._all.remove(worker)
+        worker.end(kill=kill)
+
+    def _unpack(self, name: str, data: bytes) -> Outcome:
+        try:
+            outcome: Outcome = pickle.loads(data)
         except Exception as exc:
-            return Outcome(name, None, exc)
+            return Outcome(name, None, ExecutorError(
+                f"the outcome of stage {name!r} cannot be loaded back from its worker process: "
+                f"{type(exc).__name__}: {exc}"))
         if outcome.outputs is not None:
             outputs = {}
-            for key, data in outcome.outputs.items():
+            for key, packed in outcome.outputs.items():
                 try:
-                    outputs[key] = pickle.loads(data)
+                    outputs[key] = pickle.loads(packed)
                 except Exception as exc:
                     return Outcome(name, None, ExecutorError(
                         f"stage {name!r} provided artifact {key!r}, which the driver cannot load back from "
@@ -231,9 +318,3 @@ class ProcessExecutor(DriverMemoryExecutor):
                         outcome.warnings, outcome.logs, outcome.forwarded)
             outcome.outputs = outputs
         return outcome
-
-    def shutdown(self, *, cancel: bool) -> None:
-        if cancel:
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.terminate()
-        self._pool.shutdown(wait=not cancel, cancel_futures=cancel)

@@ -1,23 +1,90 @@
-"""Run each stage in the driver, one at a time, the moment it is submitted."""
+"""Run each stage in the driver, one at a time, in the order submitted.
+
+A submitted stage waits in a queue; each :meth:`SequentialExecutor.wait` runs the next one. So when a stage
+fails, the runner learns it before the next one starts, and can cancel what is still queued.
+
+A stage runs in the calling thread, unless there is a clock to keep: a stage with a timeout, or a ``wait``
+with one (the run's timeout), runs in a helper thread that is waited for only that long. Past its timeout
+the stage is abandoned (a thread cannot be killed: it may go on, and whatever it returns is ignored).
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from collections.abc import Collection
+from time import perf_counter
+
 from stagekit.records import Outcome, Task
-from stagekit.run.executors.base import DriverMemoryExecutor, run_task
+from stagekit.run.executors.base import DriverMemoryExecutor, run_task, stopped, timed_out
+
+
+class _Helper:
+    """One stage running in a daemon thread, with the time it started."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.outcome: Outcome | None = None
+        self.done = threading.Event()
+        self.started = perf_counter()
+        threading.Thread(target=self._run, name=f"stagekit-{task.stage.name}", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.outcome = run_task(self.task)
+        except BaseException as exc:  # run_task's own failure (never a KeyboardInterrupt: not in this thread)
+            self.outcome = Outcome(self.task.stage.name, None, exc)
+        self.done.set()
 
 
 class SequentialExecutor(DriverMemoryExecutor):
     name = "sequential"
 
     def __init__(self, workers: int | None = None, host: object = None) -> None:
-        self._done: list[Outcome] = []
+        self._queue: deque[Task] = deque()
+        self._current: _Helper | None = None  # the stage running in a helper thread, if any
 
     def submit(self, task: Task) -> None:
-        self._done.append(run_task(task))
+        self._queue.append(task)
 
-    def wait(self) -> list[Outcome]:
-        done, self._done = self._done, []
-        return done
+    def wait(self, timeout: float | None = None) -> list[Outcome]:
+        helper = self._current
+        if helper is None:
+            if not self._queue:
+                return []
+            task = self._queue.popleft()
+            if task.timeout is None and timeout is None:  # no clock to keep: run it right here
+                return [run_task(task)]
+            helper = self._current = _Helper(task)
+        limit = helper.task.timeout
+        left = None if limit is None else helper.started + limit - perf_counter()
+        if timeout is not None and (left is None or timeout < left):
+            left = timeout
+        if helper.done.wait(None if left is None else max(left, 0.0)):
+            self._current = None
+            assert helper.outcome is not None
+            return [helper.outcome]
+        if limit is not None and perf_counter() - helper.started >= limit:
+            self._current = None  # abandoned: its thread may go on, its outcome is ignored
+            return [timed_out(helper.task, helper.started)]
+        return []
+
+    def cancel(self, names: Collection[str] | None = None) -> list[Outcome]:
+        out = []
+        helper = self._current
+        if helper is not None and (names is None or helper.task.stage.name in names):
+            self._current = None
+            finished = helper.outcome if helper.done.is_set() else None
+            out.append(finished if finished is not None else stopped(helper.task, "abandoned"))
+        kept: deque[Task] = deque()
+        for task in self._queue:
+            if names is None or task.stage.name in names:
+                out.append(stopped(task, "cancelled"))
+            else:
+                kept.append(task)
+        self._queue = kept
+        return out
 
     def shutdown(self, *, cancel: bool) -> None:
-        self._done = []
+        self._queue.clear()
+        self._current = None
