@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from stagekit import Host, Pipeline, RunStoreError, StageError, stage
-from stagekit.store.rundb import SCHEMA_VERSION, RunDatabase, RunRecorder, StageRun
+from stagekit.store.recorder import RunRecorder
+from stagekit.store.rundb import SCHEMA_VERSION, RunDatabase, StageRun
 
 SRC = str(Path(__file__).parents[2] / "src")
 
@@ -141,7 +142,8 @@ CRASH = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, sys.argv[2])
     from stagekit import Host, Pipeline, stage
-    from stagekit.store.rundb import RunDatabase, RunRecorder
+    from stagekit.store.recorder import RunRecorder
+    from stagekit.store.rundb import RunDatabase
 
     def a():
         return 1
@@ -303,7 +305,8 @@ FULL = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mnt], check=True)
     from stagekit import Host, Pipeline, RunStoreError, StagekitError, stage
-    from stagekit.store.rundb import RunDatabase, RunRecorder, StageRun
+    from stagekit.store.recorder import RunRecorder
+    from stagekit.store.rundb import RunDatabase, StageRun
 
     path = os.path.join(mnt, ".stagekit", "runs.sqlite")
     db = RunDatabase(path)

@@ -1,0 +1,112 @@
+"""RunRecorder: a lifecycle-hook plugin that records a run in the run database as it goes (a crash keeps
+what finished). Registered on the host for the run by ``stagekit run`` and ``load_pipeline(...).run()``."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from stagekit.errors import PipelineWarning, RunStoreError
+from stagekit.hookspecs import hookimpl
+from stagekit.store.rundb import RunDatabase, StageRun
+
+if TYPE_CHECKING:
+    from stagekit.records import RunInfo, RunResult, StageRecord
+    from stagekit.stage import Stage
+
+__all__ = ["RunRecorder"]
+
+
+class RunRecorder:
+    """A lifecycle-hook plugin that records each run into ``db`` as it goes: the run when it starts, each
+    stage when it finishes or fails, the stages that never ran and the run's status when it ends.
+
+    ``params`` are the run's param overrides by stage (recorded over each stage's defaults). A write that
+    fails (a full disk) never breaks the run in the middle: recording stops there (what was written stays
+    consistent), and when the run ends the error is raised, carrying the run's result, or, for a run that
+    failed on its own, issued as a warning beside the run's own error.
+    """
+
+    def __init__(self, db: RunDatabase, pipeline_name: str, snapshot: str | None = None, *,
+                 params: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self.db = db
+        self.pipeline_name = pipeline_name
+        self.snapshot = snapshot
+        self.params = dict(params or {})
+        self._runs: dict[str, _Recording] = {}
+
+    @hookimpl
+    def stagekit_before_run(self, run: RunInfo) -> None:
+        rec = self._runs[run.run_id] = _Recording()
+        rec.attempt(lambda: self.db.begin_run(run.run_id, pipeline=self.pipeline_name, executor=run.executor,
+                                              snapshot=self.snapshot or run.snapshot, stages=len(run.stages)))
+
+    @hookimpl
+    def stagekit_before_stage(self, run: RunInfo, stage: Stage) -> None:
+        rec = self._runs.get(run.run_id)
+        if rec is not None:
+            rec.started[stage.name] = time.perf_counter()
+
+    @hookimpl
+    def stagekit_after_stage(self, run: RunInfo, stage: Stage, record: StageRecord) -> None:
+        self._record(run, stage, "ok", record.duration, provided=record.provided, plugin=record.plugin)
+
+    @hookimpl
+    def stagekit_on_stage_error(self, run: RunInfo, stage: Stage, error: BaseException) -> None:
+        rec = self._runs.get(run.run_id)
+        began = rec.started.get(stage.name) if rec is not None else None
+        duration = time.perf_counter() - began if began is not None else 0.0
+        self._record(run, stage, "failed", duration, error=f"{type(error).__name__}: {error}")
+
+    @hookimpl
+    def stagekit_after_run(self, run: RunInfo, result: RunResult) -> None:
+        rec = self._runs.pop(run.run_id, None)
+        if rec is None:
+            return
+        rest = [StageRun(r.name, r.status, r.duration, error=None if r.error is None else str(r.error),
+                         plugin=r.plugin) for r in result.stages.values() if r.name not in rec.recorded]
+        rec.attempt(lambda: self.db.record_stages(run.run_id, rest))  # never ran, or failed where branches join
+        rec.attempt(lambda: self.db.end_run(run.run_id, _status(result)))
+        if rec.error is None:
+            return
+        if result.ok:
+            rec.error.result = result
+            raise rec.error
+        warnings.warn(PipelineWarning(f"the run was not fully recorded: {rec.error}"), stacklevel=2)
+
+    def _record(self, run: RunInfo, stage: Stage, status: str, duration: float, *, provided: Iterable[str] = (),
+                error: str | None = None, plugin: str | None = None) -> None:
+        rec = self._runs.get(run.run_id)
+        if rec is None:
+            return
+        rec.recorded.add(stage.name)
+        params = {**stage.params, **self.params.get(stage.name, {})}
+        entry = StageRun(stage.name, status, duration, params=params, inputs=dict.fromkeys(stage.requires),
+                         outputs=dict.fromkeys(provided), error=error, plugin=plugin)
+        rec.attempt(lambda: self.db.record_stage(run.run_id, entry))
+
+
+class _Recording:
+    """One run being recorded: which stages are, when each started, and the first write that failed."""
+
+    def __init__(self) -> None:
+        self.recorded: set[str] = set()
+        self.started: dict[str, float] = {}
+        self.error: RunStoreError | None = None
+
+    def attempt(self, write: Callable[[], object]) -> None:
+        if self.error is not None:  # after a failed write, nothing more: the records stay consistent
+            return
+        try:
+            write()
+        except RunStoreError as exc:
+            self.error = exc
+
+
+def _status(result: RunResult) -> str:
+    if result.ok:
+        return "ok"
+    statuses = {r.status for r in result.stages.values()}
+    return "interrupted" if "failed" not in statuses and "cancelled" in statuses else "failed"
