@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stagekit._collector import collector_paused
@@ -133,6 +133,9 @@ class Pipeline:
         executor_options: Mapping[str, Any] | None = None,
         snapshot: str | None = None,
         log_level: int | str | None = None,
+        timeout: float | None = None,
+        stage_timeouts: Mapping[str, float] | None = None,
+        isolation: str = "copy",
     ) -> RunResult:
         """Run every stage once, in dependency order; return the artifacts and per-stage records.
 
@@ -142,11 +145,20 @@ class Pipeline:
         raises :class:`StageError` (or the stagekit error it raised, e.g. a ``ContractError``) carrying the
         partial result. ``log_level`` is the level at which stages' log records are created and kept (on
         each ``StageRecord.logs``), under every executor; None: the driver's own (the root logger's) level.
+
+        ``timeout`` limits the whole run and ``stage_timeouts`` (stage name -> seconds, over each stage's own
+        ``@stage(timeout=...)``) single stages: past it, what runs is stopped and the run fails with a
+        :class:`~stagekit.StageTimeoutError` naming the stage. ``isolation``: "copy" (frames reach stages as
+        copy-on-write copies, arrays read-only) or "strict" (also fingerprint every other input before and
+        after each stage: the stage that changed one fails with an :class:`~stagekit.InputMutatedError`).
         """
+        if isolation not in ISOLATION_MODES:
+            raise PipelineError(f"isolation must be one of {', '.join(ISOLATION_MODES)}, not {isolation!r}")
         artifacts = dict(artifacts or {})
         settings = RunSettings(executor=executor, workers=workers, contracts=contracts,
                                stage_contracts=dict(stage_contracts or {}), params=dict(params or {}),
-                               executor_options=dict(executor_options or {}))
+                               executor_options=dict(executor_options or {}), timeout=timeout,
+                               stage_timeouts=dict(stage_timeouts or {}))
         found = self.validate(artifacts, settings)
         if not found.ok:
             raise found.error()
@@ -162,8 +174,25 @@ class Pipeline:
         ex = make_executor(host, executor, workers, dict(settings.executor_options))
         info = RunInfo(uuid.uuid4().hex[:12], tuple(dag.order), executor, workers, contracts, snapshot)
         opts = RunOptions(executor=ex, merge=host.registry.merge_table.merge, hook=host.hook, checker=checker,
-                          params=settings.params, origins=self.origins, info=info, log_level=log_level)
+                          params=settings.params, origins=self.origins, info=info, log_level=log_level,
+                          timeout=timeout, stage_timeouts=settings.stage_timeouts, strict=isolation == "strict",
+                          describe_plugin=_describer(host))
         return run_dag(dag, artifacts, opts)
+
+
+ISOLATION_MODES = ("copy", "strict")
+
+
+def _describer(host: Host) -> Callable[[str], str]:
+    """A plugin's name as errors show it: "plugin 'x' (distribution stagekit-x 1.0)" where known."""
+
+    def describe(name: str) -> str:
+        try:
+            return str(host.record(name).provenance)
+        except KeyError:
+            return f"plugin {name!r}"
+
+    return describe
 
 
 def make_executor(host: Host, name: str, workers: int | None, options: dict[str, Any]) -> Any:

@@ -13,6 +13,7 @@ plugins = ["weather"]           # where several plugins create an artifact upstr
 executor = "thread"             # sequential | thread | process | any registered executor
 workers = 4
 contracts = "strict"            # strict | warn | off
+timeout = 3600                  # seconds for the whole run (also: stagekit run --timeout SECONDS)
 
 [artifacts]                     # initial artifacts (relative paths: against this file's folder)
 raw_dir = "data/raw"
@@ -24,6 +25,9 @@ window = 20
 clean = "warn"
 
 [executor_options]              # passed to the executor (e.g. a Ray address)
+
+[timeouts]                      # seconds per stage, by stage name (over the stage's own @stage(timeout=...))
+clean = 60
 
 [report]                        # an HTML report of the run (also: stagekit run --report PATH)
 path = "report.html"
@@ -38,8 +42,10 @@ Unknown keys and wrong types are errors that name the file and the key.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -64,11 +70,11 @@ if TYPE_CHECKING:
     from stagekit.records import RunResult
     from stagekit.stage import Stage
 
-_TOP = {"pipeline", "artifacts", "params", "contracts", "executor_options", "report", "catalog"}
+_TOP = {"pipeline", "artifacts", "params", "contracts", "executor_options", "report", "catalog", "timeouts"}
 _REPORT: dict[str, type] = {"path": str, "artifacts": list}
 _PIPELINE: dict[str, type | tuple[type, ...]] = {
     "name": str, "description": str, "stages": list, "tags": list, "targets": list, "plugins": list, "executor": str,
-    "workers": int, "contracts": str,
+    "workers": int, "contracts": str, "timeout": (int, float),
 }
 
 
@@ -90,6 +96,8 @@ class PipelineFile:
     report_path: str | None = None
     report_artifacts: tuple[str, ...] | None = None
     catalog: Mapping[str, CatalogEntry] = attrs.field(factory=dict)  # formats not yet resolved (no host here)
+    timeout: float | None = None  # [pipeline] timeout: the run's, in seconds
+    stage_timeouts: Mapping[str, float] = attrs.field(factory=dict)  # [timeouts]: stage name -> seconds
 
 
 def load_pipeline_file(path: str | Path) -> PipelineFile:
@@ -144,6 +152,7 @@ def parse_pipeline(data: Mapping[str, Any], path: Path) -> PipelineFile:
         if value not in CONTRACT_MODES:
             raise fail(f"contracts.{stage_name}", f"must be one of {', '.join(CONTRACT_MODES)}, not {value!r}")
     catalog = _catalog(data, path)
+    stage_timeouts = _timeouts(data, fail)
     return PipelineFile(
         path=path, name=section.get("name", path.stem), stages=tuple(section.get("stages", ())),
         tags=tuple(section.get("tags", ())), targets=tuple(section.get("targets", ())),
@@ -153,7 +162,18 @@ def parse_pipeline(data: Mapping[str, Any], path: Path) -> PipelineFile:
         stage_contracts=dict(stage_contracts), executor_options=dict(data.get("executor_options", {})),
         report_path=str((path.parent / report["path"]).absolute()) if "path" in report else None,
         report_artifacts=tuple(report["artifacts"]) if "artifacts" in report else None, catalog=catalog,
+        timeout=section.get("timeout"), stage_timeouts=stage_timeouts,
     )
+
+
+def _timeouts(data: Mapping[str, Any], fail: Callable[[str, str], PipelineFileError]) -> dict[str, float]:
+    """``[timeouts]``: a number of seconds per stage name (positive, and naming a stage: the run's check)."""
+    found = {}
+    for stage_name, value in data.get("timeouts", {}).items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail(f"timeouts.{stage_name}", f"must be a number of seconds, not {type(value).__name__}")
+        found[stage_name] = value
+    return found
 
 
 def _catalog(data: Mapping[str, Any], path: Path) -> dict[str, CatalogEntry]:
@@ -193,6 +213,8 @@ def parse_param(text: str) -> tuple[str, str, Any]:
 
 
 def _kind(wanted: type | tuple[type, ...]) -> str:
+    if wanted == (int, float):
+        return "a number"
     return {str: "a string", list: "a list", int: "an integer"}.get(wanted if isinstance(wanted, type) else str,
                                                                      str(wanted))
 
@@ -214,6 +236,7 @@ class LoadedPipeline:
     settings: RunSettings
     snapshot: str | None = None
     catalog: dict[str, CatalogEntry] = attrs.field(factory=dict)
+    workspace: str | Path | None = None  # where runs are recorded (see ``recorded_in``)
 
     def check(self) -> Validation:
         return self.pipeline.validate(self.artifacts, self.settings)
@@ -228,10 +251,41 @@ class LoadedPipeline:
 
     def _run(self, artifacts: Mapping[str, Any], log_level: int | str | None) -> RunResult:
         s = self.settings
-        return self.pipeline.run(
-            artifacts, executor=s.executor, workers=s.workers, contracts=s.contracts,
-            stage_contracts=s.stage_contracts, params=s.params, executor_options=s.executor_options,
-            snapshot=self.snapshot, log_level=log_level)
+        with self._recorded():
+            return self.pipeline.run(
+                artifacts, executor=s.executor, workers=s.workers, contracts=s.contracts,
+                stage_contracts=s.stage_contracts, params=s.params, executor_options=s.executor_options,
+                snapshot=self.snapshot, log_level=log_level, timeout=s.timeout, stage_timeouts=s.stage_timeouts)
+
+    @contextlib.contextmanager
+    def _recorded(self) -> Iterator[None]:
+        """The run recorded in its workspace's run database, as it goes, when there is a workspace."""
+        root = recorded_in(self.workspace)
+        if root is None:
+            yield
+            return
+        from stagekit.store.recorder import RunRecorder
+        from stagekit.store.rundb import RunDatabase
+
+        db = RunDatabase.in_workspace(root)  # opened first: a corrupt file is refused before any stage runs
+        recorder = RunRecorder(db, self.file.name, self.snapshot, params=self.settings.params)
+        manager = self.pipeline.host.manager
+        name = f"stagekit.run-recorder.{id(recorder)}"
+        manager.register(recorder, name=name)
+        try:
+            yield
+        finally:
+            manager.unregister(name=name)
+
+
+def recorded_in(workspace: str | Path | None) -> Path | None:
+    """The workspace whose run database records a run: the one named (``--workspace``, $STAGEKIT_WORKSPACE),
+    else the nearest initialised one (holding ``.stagekit``) from the current directory up; else none."""
+    from stagekit.snapshots.layout import STATE_DIR, Layout
+
+    located = Layout.locate(workspace)
+    named = workspace is not None or bool(os.environ.get("STAGEKIT_WORKSPACE"))
+    return located.root if named or (located.root / STATE_DIR).is_dir() else None
 
 
 def load_pipeline(
@@ -247,10 +301,12 @@ def load_pipeline(
     stages: Iterable[str] | None = None,
     tags: Iterable[str] | None = None,
     targets: Iterable[str] | None = None,
+    timeout: float | None = None,
 ) -> LoadedPipeline:
     """The pipeline a file describes, as ``stagekit run`` runs it: the installed plugins (or ``host``), the
     file's settings with the given overrides (``params`` merge into the file's, key by key; ``stages``,
-    ``tags``, ``targets``, any of them given, replace the file's selection).
+    ``tags``, ``targets``, any of them given, replace the file's selection; ``timeout``, the run's in seconds,
+    replaces ``[pipeline] timeout``).
 
     ``snapshot`` pins the run to a workspace snapshot: every initial artifact that is a path inside what the
     snapshot holds reads the snapshot's read-only checkout instead of the live file; the checkout's root and
@@ -270,7 +326,8 @@ def load_pipeline(
     settings = RunSettings(
         executor=executor or pf.executor, workers=workers if workers is not None else pf.workers,
         contracts=contracts or pf.contracts, stage_contracts=dict(pf.stage_contracts), params=merged,
-        executor_options=dict(pf.executor_options))
+        executor_options=dict(pf.executor_options), timeout=timeout if timeout is not None else pf.timeout,
+        stage_timeouts=dict(pf.stage_timeouts))
     catalog = resolve_formats(pf.catalog, host.registry.formats, source=pf.path) if pf.catalog else {}
     # upstream of a target stops at the given artifacts, and at catalog entries that no stage creates
     created = created_by(host.registry.stages.values()) if catalog else set()
@@ -279,7 +336,7 @@ def load_pipeline(
         tuple(stages or ()), tuple(tags or ()), tuple(targets or ()))
     pipeline = Pipeline.from_host(host, *selection, given, plugins=pf.plugins)
     artifacts.update(catalog_inputs(pipeline.stages, catalog, snapshot, workspace))
-    return LoadedPipeline(pf, pipeline, artifacts, settings, snapshot, catalog)
+    return LoadedPipeline(pf, pipeline, artifacts, settings, snapshot, catalog, workspace)
 
 
 def catalog_inputs(stages: Iterable[Stage], catalog: Mapping[str, CatalogEntry], snapshot: str | None = None,

@@ -45,6 +45,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--report", metavar="PATH", help="write an HTML report of the run (default: the file's [report])")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
+    p.add_argument("--timeout", metavar="SECONDS", type=float,
+                   help="stop the run after SECONDS, naming the stages still running (default: the file's)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("new-plugin", help="write an installable stage-plugin package in the current directory")
@@ -111,7 +113,7 @@ def load(args: argparse.Namespace) -> LoadedPipeline:
     return load_pipeline(args.pipeline, host=make_host(args), params=params,
                          executor=getattr(args, "executor", None), workers=getattr(args, "workers", None),
                          contracts=getattr(args, "contracts", None), snapshot=getattr(args, "snapshot", None),
-                         workspace=args.workspace)
+                         workspace=args.workspace, timeout=getattr(args, "timeout", None))
 
 
 def cmd_graph(args: argparse.Namespace) -> int:

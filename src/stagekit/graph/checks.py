@@ -26,7 +26,7 @@ from stagekit.errors import (
 )
 from stagekit.graph.dag import Dag
 from stagekit.graph.plan import Merged, plan_versions
-from stagekit.stage import CONTRACT_MODES, Stage, resolve_reference
+from stagekit.stage import CONTRACT_MODES, Stage, resolve_reference, timeout_problem
 
 if TYPE_CHECKING:
     from stagekit.contracts.checker import ContractChecker
@@ -43,6 +43,8 @@ class RunSettings:
     stage_contracts: Mapping[str, str] = attrs.field(factory=dict)
     params: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     executor_options: Mapping[str, Any] = attrs.field(factory=dict)
+    timeout: float | None = None  # the run's, in seconds
+    stage_timeouts: Mapping[str, float] = attrs.field(factory=dict)  # stage name -> seconds
 
 
 @attrs.define
@@ -112,6 +114,13 @@ def setting_problems(dag: Dag, settings: RunSettings) -> list[str]:
             problems.append(unknown_name("stage", name, dag.stages) + " in the per-stage contract modes")
         elif mode not in CONTRACT_MODES:
             problems.append(f"the contract mode of stage {name!r} must be one of {modes}, not {mode!r}")
+    if settings.timeout is not None and (problem := timeout_problem(settings.timeout)) is not None:
+        problems.append(f"the run's timeout {problem}")
+    for name, seconds in settings.stage_timeouts.items():
+        if name not in dag.stages:
+            problems.append(unknown_name("stage", name, dag.stages) + " in the per-stage timeouts")
+        elif (problem := timeout_problem(seconds)) is not None:
+            problems.append(f"the timeout of stage {name!r} {problem}")
     return problems
 
 
