@@ -57,8 +57,8 @@ if TYPE_CHECKING:
     from stagekit.errors import SnapshotNotFoundError as SnapshotNotFoundError
     from stagekit.errors import StageDefinitionError as StageDefinitionError
     from stagekit.errors import StageError as StageError
-    from stagekit.errors import StageTimeoutError as StageTimeoutError
     from stagekit.errors import StagekitError as StagekitError
+    from stagekit.errors import StageTimeoutError as StageTimeoutError
     from stagekit.errors import WorkspaceError as WorkspaceError
     from stagekit.errors import WorkspaceLockedError as WorkspaceLockedError
     from stagekit.frozenmap import FrozenMap as FrozenMap

@@ -64,24 +64,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except BaseException as exc:  # plugin code outside a stage (sys.exit, a bug): named, never a silent exit
+        return _unexpected(exc, args.traceback)
 
 
 def _report(exc: BaseException, show_traceback: bool) -> int:
-    from stagekit.errors import ContractError, MergeConflictError, RunInterrupted, StageError
+    from stagekit.errors import (
+        ContractError,
+        HookError,
+        MergeConflictError,
+        MergeError,
+        RunInterrupted,
+        StageError,
+    )
 
     if show_traceback:
         traceback.print_exception(exc, file=sys.stderr)
     print(f"stagekit: error: {exc}", file=sys.stderr)
     original = getattr(exc, "original", None)
-    if isinstance(exc, StageError) and original is not None and not show_traceback:
-        frames = traceback.extract_tb(original.__traceback__)
-        if frames:
-            last = frames[-1]
-            print(f"  raised at {last.filename}:{last.lineno} in {last.name} (--traceback for more)",
-                  file=sys.stderr)
+    if isinstance(exc, StageError | HookError) and original is not None and not show_traceback:
+        _where(original)
+    result = getattr(exc, "result", None)
+    others = [e for e in getattr(result, "errors", ()) if e is not exc]
+    for other in others[:10]:
+        print(f"  also: {other}", file=sys.stderr)
+    if len(others) > 10:
+        print(f"  ... and {len(others) - 10} more", file=sys.stderr)
     if isinstance(exc, RunInterrupted):
-        return 130
-    return 1 if isinstance(exc, StageError | ContractError | MergeConflictError) else 2
+        if result is not None:
+            print(_stages_by_status(result), file=sys.stderr)
+        return 143 if exc.signal == "SIGTERM" else 130
+    return 1 if isinstance(exc, StageError | ContractError | MergeConflictError | MergeError | HookError) else 2
+
+
+def _where(exc: BaseException) -> None:
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        print(f"  raised at {last.filename}:{last.lineno} in {last.name} (--traceback for more)", file=sys.stderr)
+
+
+def _stages_by_status(result: object) -> str:
+    """"  finished: a, b; cancelled: c": what an interrupted run kept, and what it stopped."""
+    groups: dict[str, list[str]] = {}
+    for record in getattr(result, "stages", {}).values():
+        groups.setdefault(record.status, []).append(record.name)
+    labels = {"ok": "finished", "failed": "failed", "cancelled": "cancelled", "abandoned": "abandoned (still "
+              "running in a thread)", "pending": "not started"}
+    parts = [f"{labels.get(status, status)}: {', '.join(names)}" for status, names in groups.items()]
+    return "  " + ("; ".join(parts) if parts else "no stage had started")
+
+
+def _unexpected(exc: BaseException, show_traceback: bool) -> int:
+    """Anything but a StagekitError that reached the top (it should not): one line, the place, exit 2."""
+    if show_traceback:
+        traceback.print_exception(exc, file=sys.stderr)
+    what = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else type(exc).__name__
+    print(f"stagekit: error: unexpected {what}: {exc}" if not isinstance(exc, SystemExit) else
+          f"stagekit: error: plugin code called {what} outside a stage", file=sys.stderr)
+    if not show_traceback:
+        _where(exc)
+    return 2
 
 
 if __name__ == "__main__":

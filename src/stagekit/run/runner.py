@@ -300,7 +300,7 @@ class _Run:
 
     def result(self, started: float) -> RunResult:
         records = self.records
-        if len(records) < len(self.dag.order):  # keep the records in the DAG's order, cancelled included
+        if self.failures or len(records) < len(self.dag.order):  # in the DAG's order, cancelled included
             self.records = records = {n: records.get(n) or StageRecord(n, self.plugin_of(n), "cancelled")
                                       for n in self.dag.order}
         done = {n for n, r in records.items() if r.status == "ok"}
