@@ -208,7 +208,7 @@ def test_the_worker_leaves_contract_warnings_to_the_driver() -> None:
     spec = ContractSpec(host().spec(), "warn")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        status, prices = worker.run_stage(rs.make_negative_prices, None, {}, spec, ("n",), 3)
+        status, prices = worker.run_stage(rs.make_negative_prices, None, {}, spec, None, ("n",), 3)
     assert contract_warnings(caught) == []  # nothing issued where the stage ran
     assert status.error is None and len(prices) == 3
     assert len(status.warnings) == 1 and "make_negative_prices" in status.warnings[0]  # sent back instead

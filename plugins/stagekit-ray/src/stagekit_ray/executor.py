@@ -5,8 +5,15 @@ stage gets them as arguments, one per artifact, so Ray resolves them in the work
 passes through the driver. Only a small status (duration, error, warnings) is fetched per stage. Merges
 where branches join run as Ray tasks too. Values reach the driver only through :meth:`materialize` (the
 run's final artifacts) and :meth:`collect_outputs` (the result's per-stage outputs, fetched in one batch at
-the end of the run, unless ``fetch_outputs`` is false). :meth:`shutdown`, which the runner calls once the
-result is built, releases the Ray session (a weakref finalizer does it too, if ``shutdown`` never comes).
+the end of the run, unless ``fetch_outputs`` is false). :meth:`cancel` stops stages that are in flight
+(``ray.cancel(force=True)``: their workers are killed), which the runner does on a failure, a timeout or
+Ctrl-C *before* it builds the result, so the merges the result needs find free CPUs. :meth:`shutdown`,
+which the runner calls once the result is built, releases the Ray session (a weakref finalizer does it too,
+if ``shutdown`` never comes).
+
+A stage's timeout (``task.timeout``) counts from when its task is handed to Ray: with a local cluster at
+most ``workers`` tasks are in flight, so that is when it starts; on a cluster found running (no such bound)
+it includes the time the task waits there for resources.
 
 Options (the pipeline file's ``[executor_options]``): ``address`` (else ``STAGEKIT_RAY_ADDRESS``, else
 ``RAY_ADDRESS``, else a local cluster of ``num_cpus`` or ``workers`` CPUs), ``runtime_env``,
@@ -18,14 +25,15 @@ once), ``object_store_memory``, ``temp_dir``, ``keep_temp``, ``fetch_outputs``, 
 from __future__ import annotations
 
 import collections
+import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import ray
 from ray.exceptions import RayError, RayTaskError
 
-from stagekit import ContractSpec, ExecutorError, Outcome, Task
+from stagekit import ContractSpec, ExecutorError, Outcome, StageTimeoutError, Task
 from stagekit_ray import worker
 from stagekit_ray.cluster import Session, open_session
 
@@ -70,6 +78,7 @@ class RayExecutor:
         self._merge_fn: Any = ray.remote(worker.merge_values).options(num_returns=2, max_retries=max_retries,
                                                                       name="stagekit:merge")
         self._running: dict[Any, tuple[str, tuple[str, ...], list[Any]]] = {}  # status ref -> stage
+        self._deadlines: dict[Any, tuple[float, float, Task]] = {}  # status ref -> (deadline, launched, task)
         self._queue: collections.deque[Task] = collections.deque()  # over the `workers` limit
         self._done: list[Outcome] = []  # failed before reaching Ray
         self._puts: dict[int, tuple[Any, Any]] = {}  # id(driver value) -> (value, its ref)
@@ -87,19 +96,55 @@ class RayExecutor:
         else:
             self._launch(task)
 
-    def wait(self) -> list[Outcome]:
+    def wait(self, timeout: float | None = None) -> list[Outcome]:
         if not self._running and not self._done:
+            if timeout is not None:
+                return []
             raise ExecutorError("executor 'ray': wait() was called with no stage running")
         finished, self._done = self._done, []
         if self._running:
+            wake = min([d for d, _, _ in self._deadlines.values()], default=None)
+            if timeout is not None:
+                until = time.perf_counter() + timeout
+                wake = until if wake is None else min(wake, until)
+            block = None if wake is None else max(wake - time.perf_counter(), 0.0)
             pending = list(self._running)
-            ready, rest = ray.wait(pending, num_returns=1, timeout=0 if finished else None)
+            ready, rest = ray.wait(pending, num_returns=1, timeout=0 if finished else block)
             if rest and ready:
                 ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
             finished += [self._collect(ref) for ref in ready]
-        while self._queue and (self._cap is None or len(self._running) < self._cap):
-            self._launch(self._queue.popleft())
+            finished += self._expired()
+        self._launch_queued()
         return finished + self._drain_done()
+
+    def cancel(self, names: Collection[str] | None = None) -> list[Outcome]:
+        """Stop the named stages (every one in flight if None): one that finished meanwhile is collected,
+        one still running has its worker killed (``ray.cancel(force=True)``), one not yet launched is dropped."""
+
+        def wanted(name: str) -> bool:
+            return names is None or name in names
+
+        out = [o for o in self._done if wanted(o.name)]
+        self._done = [o for o in self._done if not wanted(o.name)]
+        refs = [ref for ref, (name, _, _) in self._running.items() if wanted(name)]
+        ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0]) if refs else set()
+        for ref in refs:
+            if ref in ready:
+                out.append(self._collect(ref))
+                continue
+            name = self._running.pop(ref)[0]
+            self._deadlines.pop(ref, None)
+            _cancel(ref)
+            out.append(Outcome(name, None, stopped="killed"))
+        kept: collections.deque[Task] = collections.deque()
+        for task in self._queue:
+            if wanted(task.stage.name):
+                out.append(Outcome(task.stage.name, None, stopped="cancelled"))
+            else:
+                kept.append(task)
+        self._queue = kept
+        self._launch_queued()
+        return out
 
     def materialize(self, value: Any) -> Any:
         return ray.get(value) if isinstance(value, ray.ObjectRef) else value
@@ -148,11 +193,9 @@ class RayExecutor:
         """
         if cancel:
             for ref in self._running:
-                try:
-                    ray.cancel(ref, force=True)
-                except Exception:  # already finished, or its worker is gone
-                    continue
+                _cancel(ref)
             self._running.clear()
+            self._deadlines.clear()
             self._queue.clear()
         self._puts.clear()
         self._merges.clear()
@@ -175,7 +218,8 @@ class RayExecutor:
             options = {**self._task_options, "num_returns": 1 + len(stage.provides),
                        "name": f"stagekit:{stage.name}"}
             refs = self._stage_fn.options(**options).remote(
-                stage, _by_value(stage), params, _spec(task), tuple(names), *values)
+                stage, _by_value(stage), params, _spec(task), task.log_level, tuple(names), *values,
+                strict=task.strict)
         except ExecutorError as exc:
             self._done.append(Outcome(stage.name, None, exc))
             return
@@ -186,6 +230,27 @@ class RayExecutor:
             return
         status, outputs = (refs, []) if not stage.provides else (refs[0], list(refs[1:]))
         self._running[status] = (stage.name, stage.provides, outputs)
+        if task.timeout is not None:
+            launched = time.perf_counter()
+            self._deadlines[status] = (launched + task.timeout, launched, task)
+
+    def _launch_queued(self) -> None:
+        while self._queue and (self._cap is None or len(self._running) < self._cap):
+            self._launch(self._queue.popleft())
+
+    def _expired(self) -> list[Outcome]:
+        """Stages past their timeout: their workers killed, each a StageTimeoutError naming it."""
+        now, found = time.perf_counter(), []
+        for ref, (deadline, launched, task) in list(self._deadlines.items()):
+            if deadline <= now and ref in self._running:
+                del self._deadlines[ref]
+                name = self._running.pop(ref)[0]
+                _cancel(ref)
+                limit = task.timeout or 0.0
+                found.append(Outcome(name, None, StageTimeoutError(
+                    f"stage {name!r} timed out after {limit:g} s (its timeout)", stage=name, timeout=limit),
+                    now - launched))
+        return found
 
     def _arg(self, value: Any, stage: str = "", artifact: str = "") -> Any:
         """An artifact as a task argument: a reference as is, a driver value put in the store once."""
@@ -216,6 +281,7 @@ class RayExecutor:
 
     def _collect(self, status_ref: Any) -> Outcome:
         name, provides, outputs = self._running.pop(status_ref)
+        self._deadlines.pop(status_ref, None)
         try:
             status: worker.Status = ray.get(status_ref)
         except RayTaskError as exc:  # the task failed outside the stage: its arguments, its unpickling
@@ -225,10 +291,12 @@ class RayExecutor:
         except RayError as exc:  # the worker died, the object was lost, the task was cancelled
             return Outcome(name, None, ExecutorError(
                 f"the Ray worker running stage {name!r} failed: {type(exc).__name__}: {exc}"))
+        logs = list(status.logs)  # captured in the worker: the runner re-emits them in the driver
         if status.error is not None:
-            return Outcome(name, None, status.error, status.duration, list(status.warnings))
+            return Outcome(name, None, status.error, status.duration, list(status.warnings), logs=logs,
+                           forwarded=True)
         return Outcome(name, dict(zip(provides, outputs, strict=True)), None, status.duration,
-                       list(status.warnings))
+                       list(status.warnings), logs=logs, forwarded=True)
 
     def _drain_done(self) -> list[Outcome]:
         done, self._done = self._done, []
@@ -244,6 +312,14 @@ def _by_value(stage: Any) -> Any:
 def _spec(task: Task) -> ContractSpec | None:
     """The run's contract settings, as the worker rebuilds its checker from them (None: no contracts)."""
     return None if task.checker is None else task.checker.spec
+
+
+def _cancel(ref: Any) -> None:
+    """Kill the worker running the task of ``ref`` (a task not started yet is dropped)."""
+    try:
+        ray.cancel(ref, force=True)
+    except Exception:  # already finished, or its worker is gone
+        return
 
 
 def _fetch(ref: Any) -> Any:

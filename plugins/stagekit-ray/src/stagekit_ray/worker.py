@@ -15,26 +15,32 @@ from typing import Any
 
 import attrs
 
-from stagekit import ContractError, ContractSpec, Stage, Task, checker_for, run_task
+import stagekit
+from stagekit import ContractError, ContractSpec, LogEntry, Stage, Task, checker_for, run_task
 
 
 @attrs.frozen
 class Status:
-    """How a stage went in its worker: the duration measured there, the error, contract warnings."""
+    """How a stage went in its worker: the duration measured there, the error, contract warnings, and the
+    log records the stage emitted (the driver re-emits them, tagged with the stage)."""
 
     duration: float
     error: BaseException | None = None
     warnings: tuple[str, ...] = ()
+    logs: tuple[LogEntry, ...] = ()
 
 
 def run_stage(stage: Stage, func: Any, params: dict[str, Any], contracts: ContractSpec | None,
-              names: tuple[str, ...], *values: Any) -> Any:
+              log_level: int | None, names: tuple[str, ...], *values: Any, strict: bool = False) -> Any:
     """Run ``stage`` on the artifacts ``values`` (Ray resolved each one: they arrive as values).
 
-    ``contracts`` is the run's contract settings (the driver's ``task.checker.spec``), None without contracts.
+    ``contracts`` is the run's contract settings (the driver's ``task.checker.spec``), None without contracts;
+    ``log_level`` the level at which the stage's log records are kept (the driver's ``task.log_level``);
+    ``strict`` the run's ``isolation="strict"`` (``task.strict``).
     """
     from stagekit_ray.datasets import lazy_checks
 
+    stagekit.prepare_worker_logging()  # this worker prints no stage record: they travel back in the status
     if func is not None:  # a function of the driver's __main__ travels by value
         stage = attrs.evolve(stage, func=func)
     kwargs = dict(zip(names, values, strict=True))
@@ -44,11 +50,12 @@ def run_stage(stage: Stage, func: Any, params: dict[str, Any], contracts: Contra
     except Exception as exc:
         return _pack(stage, Status(0.0, portable(exc)), {})
     with lazy_checks(checker, stage, kwargs) as replaced:
-        outcome = run_task(Task(stage, kwargs, checker))
+        outcome = run_task(Task(stage, kwargs, checker, log_level, strict=strict))
+    logs = tuple(outcome.logs)
     if outcome.error is not None:
-        return _pack(stage, Status(outcome.duration, portable(unwrap(outcome.error))), {})
+        return _pack(stage, Status(outcome.duration, portable(unwrap(outcome.error)), logs=logs), {})
     outputs = {**(outcome.outputs or {}), **replaced}  # datasets now checked batch by batch as they stream
-    return _pack(stage, Status(outcome.duration, None, tuple(str(w) for w in outcome.warnings)), outputs)
+    return _pack(stage, Status(outcome.duration, None, tuple(str(w) for w in outcome.warnings), logs), outputs)
 
 
 def _pack(stage: Stage, status: Status, outputs: dict[str, Any]) -> Any:
@@ -58,10 +65,12 @@ def _pack(stage: Stage, status: Status, outputs: dict[str, Any]) -> Any:
 
 
 def merge_values(merge: Any, base: Any, *branches: Any) -> tuple[BaseException | None, Any]:
-    """Merge where branches join; a conflict travels back as a value, so the driver can raise it."""
+    """Merge where branches join; a conflict (or any failure) travels back as a value, for the driver to raise."""
     try:
         return None, merge(base, list(branches))
-    except Exception as exc:
+    except KeyboardInterrupt:  # how Ray cancels a task that is not force-killed
+        raise
+    except BaseException as exc:
         return portable(exc), None
 
 
