@@ -42,8 +42,10 @@ Unknown keys and wrong types are errors that name the file and the key.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -234,6 +236,7 @@ class LoadedPipeline:
     settings: RunSettings
     snapshot: str | None = None
     catalog: dict[str, CatalogEntry] = attrs.field(factory=dict)
+    workspace: str | Path | None = None  # where runs are recorded (see ``recorded_in``)
 
     def check(self) -> Validation:
         return self.pipeline.validate(self.artifacts, self.settings)
@@ -248,10 +251,41 @@ class LoadedPipeline:
 
     def _run(self, artifacts: Mapping[str, Any], log_level: int | str | None) -> RunResult:
         s = self.settings
-        return self.pipeline.run(
-            artifacts, executor=s.executor, workers=s.workers, contracts=s.contracts,
-            stage_contracts=s.stage_contracts, params=s.params, executor_options=s.executor_options,
-            snapshot=self.snapshot, log_level=log_level, timeout=s.timeout, stage_timeouts=s.stage_timeouts)
+        with self._recorded():
+            return self.pipeline.run(
+                artifacts, executor=s.executor, workers=s.workers, contracts=s.contracts,
+                stage_contracts=s.stage_contracts, params=s.params, executor_options=s.executor_options,
+                snapshot=self.snapshot, log_level=log_level, timeout=s.timeout, stage_timeouts=s.stage_timeouts)
+
+    @contextlib.contextmanager
+    def _recorded(self) -> Iterator[None]:
+        """The run recorded in its workspace's run database, as it goes, when there is a workspace."""
+        root = recorded_in(self.workspace)
+        if root is None:
+            yield
+            return
+        from stagekit.store.recorder import RunRecorder
+        from stagekit.store.rundb import RunDatabase
+
+        db = RunDatabase.in_workspace(root)  # opened first: a corrupt file is refused before any stage runs
+        recorder = RunRecorder(db, self.file.name, self.snapshot, params=self.settings.params)
+        manager = self.pipeline.host.manager
+        name = f"stagekit.run-recorder.{id(recorder)}"
+        manager.register(recorder, name=name)
+        try:
+            yield
+        finally:
+            manager.unregister(name=name)
+
+
+def recorded_in(workspace: str | Path | None) -> Path | None:
+    """The workspace whose run database records a run: the one named (``--workspace``, $STAGEKIT_WORKSPACE),
+    else the nearest initialised one (holding ``.stagekit``) from the current directory up; else none."""
+    from stagekit.snapshots.layout import STATE_DIR, Layout
+
+    located = Layout.locate(workspace)
+    named = workspace is not None or bool(os.environ.get("STAGEKIT_WORKSPACE"))
+    return located.root if named or (located.root / STATE_DIR).is_dir() else None
 
 
 def load_pipeline(
@@ -302,7 +336,7 @@ def load_pipeline(
         tuple(stages or ()), tuple(tags or ()), tuple(targets or ()))
     pipeline = Pipeline.from_host(host, *selection, given, plugins=pf.plugins)
     artifacts.update(catalog_inputs(pipeline.stages, catalog, snapshot, workspace))
-    return LoadedPipeline(pf, pipeline, artifacts, settings, snapshot, catalog)
+    return LoadedPipeline(pf, pipeline, artifacts, settings, snapshot, catalog, workspace)
 
 
 def catalog_inputs(stages: Iterable[Stage], catalog: Mapping[str, CatalogEntry], snapshot: str | None = None,

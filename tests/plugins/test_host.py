@@ -30,7 +30,8 @@ def registers(*stages: Any) -> Any:
 def test_builtins_register_through_the_same_hooks() -> None:
     host = Host(autoload=False, env={})
     builtins = [r for r in host.records if r.distribution == "stagekit"]
-    assert [r.name for r in builtins] == ["stagekit.executors", "stagekit.merges", "stagekit.contracts"]
+    assert [r.name for r in builtins] == ["stagekit.executors", "stagekit.merges", "stagekit.contracts",
+                                          "stagekit.codecs", "stagekit.formats"]
     assert all(r.status == "loaded" for r in builtins)
     # installed plugins are listed, but not loaded, when autoload is off
     assert all(r.status == "disabled" for r in host.records if r.distribution != "stagekit")

@@ -37,6 +37,8 @@ BUILTIN_PLUGINS = {
     "stagekit.executors": "stagekit.run.executors.builtin",
     "stagekit.merges": "stagekit.merge.builtin",
     "stagekit.contracts": "stagekit.contracts.pandera_validator",
+    "stagekit.codecs": "stagekit.store.builtin_codecs",
+    "stagekit.formats": "stagekit.store.builtin_formats",
 }
 
 
