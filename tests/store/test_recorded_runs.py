@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,20 @@ def test_stagekit_run_records_in_the_workspace(ws: Any, monkeypatch: pytest.Monk
     assert main(["run", str(path)]) == 0
     capsys.readouterr()
     assert RunDatabase.in_workspace(ws.root).run("latest").status == "ok"
+
+
+def test_runs_list_and_show_read_the_database(ws: Any, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    loaded = load_pipeline(project(ws.root, "explode"), host=Host.isolated(Plugin()), workspace=ws.root)
+    with pytest.raises(StageError):
+        loaded.run()
+    monkeypatch.chdir(ws.root)
+    assert main(["runs", "list"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split()[:3] == ["RUN", "PIPELINE", "STATUS"] and listing[2].split()[1:3] == ["demo", "failed"]
+    assert main(["runs", "show", "latest", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [(s["stage"], s["status"]) for s in shown["stage_runs"]] == [("double", "ok"), ("explode", "failed")]
+    assert "ValueError: no" in shown["stage_runs"][1]["error"]
+    assert main(["runs", "show", "nope"]) != 0
+    assert "nope" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stagekit.cli import commands, snapshot
+    from stagekit.cli import commands, runs, snapshot
 
     parser = argparse.ArgumentParser(
         prog="stagekit", description="Pluggable, parallel, validated data pipelines.",
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parsers(sub)
     snapshot.add_parser(sub)
+    runs.add_parser(sub)
     return parser
 
 
