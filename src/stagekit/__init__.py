@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from stagekit.contracts.pandera_validator import is_pandera_schema as is_pandera_schema
     from stagekit.contracts.pandera_validator import validate_with_pandera as validate_with_pandera
     from stagekit.errors import CatalogError as CatalogError
+    from stagekit.errors import CodecError as CodecError
     from stagekit.errors import ContractError as ContractError
     from stagekit.errors import ContractModeError as ContractModeError
     from stagekit.errors import ContractWarning as ContractWarning
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from stagekit.errors import StageError as StageError
     from stagekit.errors import StagekitError as StagekitError
     from stagekit.errors import StageTimeoutError as StageTimeoutError
+    from stagekit.errors import UnstorableError as UnstorableError
     from stagekit.errors import WorkspaceError as WorkspaceError
     from stagekit.errors import WorkspaceLockedError as WorkspaceLockedError
     from stagekit.frozenmap import FrozenMap as FrozenMap
@@ -99,6 +101,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CatalogError",
     "Checker",
+    "CodecError",
     "ContractChecker",
     "ContractError",
     "ContractModeError",
@@ -152,6 +155,7 @@ __all__ = [
     "StagekitError",
     "Task",
     "ThreadExecutor",
+    "UnstorableError",
     "Validation",
     "Workspace",
     "WorkspaceError",
@@ -188,7 +192,9 @@ _LAZY = {
     "fsync_dir": "stagekit.atomic",
     "sync_filesystem": "stagekit.atomic",
     "CatalogError": "stagekit.errors",
+    "CodecError": "stagekit.errors",
     "ContractError": "stagekit.errors",
+    "UnstorableError": "stagekit.errors",
     "ContractModeError": "stagekit.errors",
     "ContractWarning": "stagekit.errors",
     "CycleError": "stagekit.errors",

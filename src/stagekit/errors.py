@@ -325,3 +325,31 @@ class RunStoreError(StagekitError, RuntimeError):
         super().__init__(message)
         self.path = path
         self.result = result
+
+
+# --- the run store --------------------------------------------------------------------------------------
+
+
+class UnstorableError(StagekitError, TypeError):
+    """A value cannot be stored: no codec is registered for its type, or its codec refuses it.
+
+    ``value_type`` is the value's type (None when a codec raises it without knowing), ``reason`` says why.
+    Such a value is not persisted and the stage that produced it is not cached.
+    """
+
+    def __init__(self, reason: str, *, value_type: type | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.value_type = value_type
+
+
+class CodecError(StagekitError, RuntimeError):
+    """A codec failed otherwise than by refusing a value: a bug in it, or a file it cannot read.
+
+    ``codec`` is its name, ``origin`` who registered it.
+    """
+
+    def __init__(self, message: str, *, codec: str | None = None, origin: str | None = None) -> None:
+        super().__init__(message)
+        self.codec = codec
+        self.origin = origin

@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stagekit._typedispatch import type_name
+from stagekit.errors import CodecError, UnstorableError
 from stagekit.hookspecs import hookimpl
-from stagekit.store.codecs import BUILTIN_PLUGIN, CodecError, CodecTable, UnstorableError, current_table
+from stagekit.store.codecs import BUILTIN_PLUGIN, CodecTable, current_table
 
 if TYPE_CHECKING:
     import numpy as np

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from stagekit.errors import UnstorableError
 from stagekit.merge.describe import short_repr
-from stagekit.store.codecs import CodecTable, UnstorableError
+from stagekit.store.codecs import CodecTable
 
 if TYPE_CHECKING:
     from stagekit.plugins.registry import Provenance
