@@ -103,6 +103,11 @@ def test_a_broken_lazy_reference_names_the_stage() -> None:
         ({"after": ["f"]}, "lists itself"),
         ({"inputs": {"zzz": 1}}, "not in its requires"),
         ({"contract_mode": "loud"}, "contract_mode must be one of"),
+        ({"timeout": 0}, "timeout must be a positive number of seconds, not 0"),
+        ({"timeout": -1.5}, "timeout must be a positive number of seconds"),
+        ({"timeout": float("inf")}, "timeout must be a positive number of seconds"),
+        ({"timeout": "10"}, "timeout must be a number of seconds, not str"),
+        ({"timeout": True}, "timeout must be a number of seconds, not bool"),
     ],
 )
 def test_bad_declarations_are_refused(kwargs: dict[str, Any], message: str) -> None:
@@ -127,3 +132,35 @@ def test_the_function_must_accept_its_artifacts_and_params() -> None:
         stage(g, requires=["a"], provides=["c"])
     ok = stage(g, requires=["a"], provides=["c"], params={"window": 3})
     assert ok.params == {"window": 3}
+
+
+def test_a_timeout_is_a_field_that_travels() -> None:
+    import pickle
+
+    def f() -> int:
+        return 1
+
+    timed = stage(f, name="timed", provides=["x"], timeout=2)
+    assert timed.timeout == 2.0 and isinstance(timed.timeout, float)
+    assert timed.evolve(name="again").timeout == 2.0
+    assert stage(compute_returns, requires=["prices"], provides=["returns"], timeout=1.5).timeout == 1.5
+    assert pickle.loads(pickle.dumps(stage(compute_returns, requires=["prices"], provides=["r"],
+                                           timeout=3))).timeout == 3.0
+
+
+def test_returning_none_for_a_provided_artifact_fails_unless_its_type_admits_none() -> None:
+    from typing import Any as AnyType
+    from typing import Optional
+
+    def none(**kw: Any) -> Any:
+        return None
+
+    with pytest.raises(TypeError, match="stage 'none' provides 'x' but returned None .a missing return"):
+        stage(none, provides=["x"]).outputs_from(None)
+    for declared in (int | None, Optional[int], AnyType, object, type(None), None):  # noqa: UP045
+        assert stage(none, provides=["x"], types={"x": declared}).outputs_from(None) == {"x": None}
+    assert stage(none, provides=["x"], types={"x": int}).outputs_from(0) == {"x": 0}
+    two = stage(none, provides=["a", "b"], types={"a": int})
+    with pytest.raises(TypeError, match="returned None for 'a', whose declared type does not admit None"):
+        two.outputs_from({"a": None, "b": 1})
+    assert two.outputs_from({"a": 1, "b": None}) == {"a": 1, "b": None}  # b's type is not declared

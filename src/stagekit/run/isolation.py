@@ -11,11 +11,12 @@ What a stage is handed is guarded instead, where the stage runs (:func:`guard`, 
   correct, but it costs a copy per stage (enable copy-on-write to make it free);
 * a numpy array arrives as a read-only view: an in-place edit raises ``ValueError: assignment destination is
   read-only`` in the stage that tried it;
-* anything else (a dict, a list, an object) arrives as is. ``isolation="strict"`` (opt-in) fingerprints
-  each such input before and after the stage and fails the stage that changed one with an
-  :class:`~stagekit.errors.InputMutatedError` naming it and the artifact. The fingerprint is a hash of the
-  value's pickle: exact for data, and costs a serialization of each input twice per stage, which is why it
-  is not the default. Values that cannot be pickled are not checked.
+* anything else (a dict, a list, an object) arrives as is. ``isolation="strict"`` (opt-in) pickles each
+  such input before the stage, hands the stage a copy made from that pickle, and fingerprints the copy
+  after it: the stage that changed one fails with an :class:`~stagekit.errors.InputMutatedError` naming it
+  and the artifact, and nobody else saw the change. The fingerprint is a hash of the copy's pickle, taken
+  before and after; the cost, three serializations and one deserialization of each such input per stage, is
+  why it is not the default. Values that cannot be pickled are handed as they are, unchecked.
 
 Process and Ray workers receive their own deserialized copies, so an edit there never reached another stage;
 the guard makes the in-driver executors behave the same, and ``strict`` reports the edit under all of them.
@@ -90,10 +91,12 @@ def _copy_on_write() -> bool:
 # --- strict: fingerprints before and after ----------------------------------------------------------------
 
 
-def fingerprints(kwargs: Mapping[str, Any], requires: tuple[str, ...]) -> dict[str, bytes]:
-    """A fingerprint of each required artifact that :func:`guard` does not isolate (arrays and frames are
-    isolated; plain immutable values cannot change; values that cannot be pickled are skipped)."""
-    found = {}
+def strict_copies(kwargs: dict[str, Any], requires: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """For ``isolation="strict"``: ``kwargs`` with each required artifact that :func:`guard` does not isolate
+    (arrays and frames are; plain immutable values cannot change) replaced by a copy made from its pickle,
+    and the fingerprint of each such pickle (values that cannot be pickled are left as they are)."""
+    found: dict[str, bytes] = {}
+    out: dict[str, Any] | None = None
     for name in requires:
         value = kwargs[name]
         kind = _KIND.get(value.__class__)
@@ -101,18 +104,29 @@ def fingerprints(kwargs: Mapping[str, Any], requires: tuple[str, ...]) -> dict[s
             kind = _kind(value.__class__)
         if kind != _OTHER:
             continue
-        digest = _fingerprint(value)
-        if digest is not None:
-            found[name] = digest
-    return found
+        try:
+            copy = pickle.loads(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            # the copy's own pickle, which is what the one after the stage is compared with (a set rebuilt
+            # from a pickle may iterate in another order than the original: never a false alarm)
+            digest = _digest(pickle.dumps(copy, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception:
+            continue
+        if out is None:
+            out = dict(kwargs)
+        out[name] = copy
+        found[name] = digest
+    return (kwargs if out is None else out), found
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def _fingerprint(value: Any) -> bytes | None:
     try:
-        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        return _digest(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception:
         return None
-    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def changed(stage: str, kwargs: Mapping[str, Any], before: dict[str, bytes]) -> InputMutatedError | None:

@@ -68,7 +68,9 @@ def _run(task: Task) -> Outcome:
         return Outcome(stage.name, outputs, None, perf_counter() - start)
     warned: list[Any] = []
     try:
-        before = isolation.fingerprints(kwargs, stage.requires) if task.strict else None
+        before = None
+        if task.strict and stage.requires:  # copies from each input's pickle, and the pickle's fingerprint
+            kwargs, before = isolation.strict_copies(kwargs, stage.requires)
         if checker is not None and stage.inputs:
             warned += checker.check(stage, "input", {a: kwargs[a] for a in stage.inputs})
         outputs = stage.outputs_from(stage.callable(**kwargs))
