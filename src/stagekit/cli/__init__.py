@@ -99,10 +99,21 @@ def _report(exc: BaseException, show_traceback: bool) -> int:
 
 
 def _where(exc: BaseException) -> None:
+    """Where ``exc`` was raised, in one line: its innermost frame, or (from a worker process, whose traceback
+    travels as a note) the innermost frame that note names."""
     frames = traceback.extract_tb(exc.__traceback__)
     if frames:
         last = frames[-1]
-        print(f"  raised at {last.filename}:{last.lineno} in {last.name} (--traceback for more)", file=sys.stderr)
+        where = f"{last.filename}:{last.lineno} in {last.name}"
+    else:
+        lines = [line.strip() for note in getattr(exc, "__notes__", ()) for line in str(note).splitlines()
+                 if line.strip().startswith('File "')]
+        if not lines:
+            return
+        file, _, rest = lines[-1][len('File "'):].partition('", line ')
+        number, _, name = rest.partition(", in ")
+        where = f"{file}:{number} in {name} (in a worker)"
+    print(f"  raised at {where} (--traceback for more)", file=sys.stderr)
 
 
 def _stages_by_status(result: object) -> str:
