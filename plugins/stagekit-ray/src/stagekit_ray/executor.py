@@ -102,10 +102,10 @@ class RayExecutor:
                 return []
             raise ExecutorError("executor 'ray': wait() was called with no stage running")
         finished, self._done = self._done, []
-        if self._running:
+        until = None if timeout is None else time.perf_counter() + timeout
+        while self._running:
             wake = min([d for d, _, _ in self._deadlines.values()], default=None)
-            if timeout is not None:
-                until = time.perf_counter() + timeout
+            if until is not None:
                 wake = until if wake is None else min(wake, until)
             block = None if wake is None else max(wake - time.perf_counter(), 0.0)
             pending = list(self._running)
@@ -114,6 +114,8 @@ class RayExecutor:
                 ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
             finished += [self._collect(ref) for ref in ready]
             finished += self._expired()
+            if finished or (until is not None and time.perf_counter() >= until):
+                break
         self._launch_queued()
         return finished + self._drain_done()
 

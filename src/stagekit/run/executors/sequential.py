@@ -57,17 +57,20 @@ class SequentialExecutor(DriverMemoryExecutor):
                 return [run_task(task)]
             helper = self._current = _Helper(task)
         limit = helper.task.timeout
-        left = None if limit is None else helper.started + limit - perf_counter()
-        if timeout is not None and (left is None or timeout < left):
-            left = timeout
-        if helper.done.wait(None if left is None else max(left, 0.0)):
-            self._current = None
-            assert helper.outcome is not None
-            return [helper.outcome]
-        if limit is not None and perf_counter() - helper.started >= limit:
-            self._current = None  # abandoned: its thread may go on, its outcome is ignored
-            return [timed_out(helper.task, helper.started)]
-        return []
+        until = None if timeout is None else perf_counter() + timeout
+        while True:
+            wake = None if limit is None else helper.started + limit
+            if until is not None and (wake is None or until < wake):
+                wake = until
+            if helper.done.wait(None if wake is None else max(wake - perf_counter(), 0.0)):
+                self._current = None
+                assert helper.outcome is not None
+                return [helper.outcome]
+            if limit is not None and perf_counter() - helper.started >= limit:
+                self._current = None  # abandoned: its thread may go on, its outcome is ignored
+                return [timed_out(helper.task, helper.started)]
+            if until is not None and perf_counter() >= until:
+                return []
 
     def cancel(self, names: Collection[str] | None = None) -> list[Outcome]:
         out = []
