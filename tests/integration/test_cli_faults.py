@@ -246,3 +246,17 @@ def test_sigterm_ends_every_process_the_run_started(project: Path) -> None:
     while _tagged(tag) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _tagged(tag) == []  # no worker, forkserver or resource tracker left behind
+
+
+def test_anything_else_reaching_main_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from stagekit.cli import commands, main
+
+    def exits(args: object) -> int:
+        sys.exit(5)  # plugin code outside any stage, e.g. while a command loads plugins
+
+    monkeypatch.setattr(commands, "cmd_plugins", exits)
+    assert main(["plugins"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stagekit: error: plugin code called sys.exit(5) outside a stage\n  raised at ")
+    assert "Traceback" not in err
