@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -205,10 +206,16 @@ def test_warn_mode_reports_each_broken_contract_once_as_under_sequential(ray_clu
 def test_the_worker_leaves_contract_warnings_to_the_driver() -> None:
     from stagekit_ray import worker
 
+    from stagekit.run import logs
+
     spec = ContractSpec(host().spec(), "warn")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        status, prices = worker.run_stage(rs.make_negative_prices, None, {}, spec, None, ("n",), 3)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            status, prices = worker.run_stage(rs.make_negative_prices, None, {}, spec, None, ("n",), 3)
+    finally:  # run here, in the driver, the worker readied this process's logging as a worker's: undo that
+        for handler in logging.root.handlers:
+            handler.removeFilter(logs._worker_filter)
     assert contract_warnings(caught) == []  # nothing issued where the stage ran
     assert status.error is None and len(prices) == 3
     assert len(status.warnings) == 1 and "make_negative_prices" in status.warnings[0]  # sent back instead
