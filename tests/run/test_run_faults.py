@@ -328,3 +328,25 @@ def test_several_conflicts_report_the_same_one_under_every_executor(executor: st
         run(stages, executor, workers=4)
     assert (err.value.join, err.value.artifact) == ("read_a", "a")
     assert (err.value.result.errors[0].join, err.value.result.errors[0].artifact) == ("read_a", "a")
+
+
+def test_ctrl_c_in_the_driver_keeps_the_stages_that_finished() -> None:
+    import signal
+    import threading
+
+    from stagekit import RunInterrupted
+
+    stages = [stage(fs.ok, name="fine", provides=["x"]),
+              stage(fs.hangs, name="sleeper", requires=["x"], provides=["y"], params={"seconds": 5}),
+              stage(fs.ok, name="after", requires=["y"], provides=["z"])]
+    main = threading.main_thread().ident
+    assert main is not None
+    threading.Timer(0.5, signal.pthread_kill, [main, signal.SIGINT]).start()  # Ctrl-C while 'sleeper' runs
+    start = time.perf_counter()
+    with pytest.raises(RunInterrupted) as err:
+        run(stages, "sequential")
+    assert time.perf_counter() - start < 4
+    result = err.value.result
+    assert result.outputs == {"fine": {"x": 1}}  # finished in the same wait() as the interrupted stage: kept
+    assert {n: r.status for n, r in result.stages.items()} == {"fine": "ok", "sleeper": "cancelled",
+                                                              "after": "cancelled"}

@@ -81,10 +81,14 @@ class _Run:
         self.merged: dict[tuple[str, Merged], Any] = {}
         self.records: dict[str, StageRecord] = {}  # filled as stages finish; the rest are cancelled
         self.info = opts.info or RunInfo(uuid.uuid4().hex[:12], tuple(dag.order), opts.executor.name, None, "off")
-        hook, describe = opts.hook, opts.describe_plugin
-        self.before = faults.hook_caller(hook, "stagekit_before_stage", describe)
-        self.after = faults.hook_caller(hook, "stagekit_after_stage", describe)
-        self.on_error = faults.hook_caller(hook, "stagekit_on_stage_error", describe)
+        hook = opts.hook
+        # the hooks' callers, called directly (this is per stage); what one raises becomes a HookError here
+        self.before = faults.implemented(hook, "stagekit_before_stage")
+        self.after = faults.implemented(hook, "stagekit_after_stage")
+        self.on_error = faults.implemented(hook, "stagekit_on_stage_error")
+        self.submit_task = opts.executor.submit
+        self.stage_timeouts = opts.stage_timeouts or None
+        self.checker, self.strict = opts.checker, opts.strict
         self.log_level = logs.level_number(opts.log_level)
         self.running: dict[str, None] = {}  # submitted, not finished (insertion-ordered)
         self.cancel: Callable[..., list[Outcome]] | None = getattr(opts.executor, "cancel", None)
@@ -146,20 +150,33 @@ class _Run:
             produced = self.produced
             kwargs = {a: produced[v][a] if v.__class__ is str else self.value(a, v, name)
                       for a, v in self.plan.inputs[name]}
-            if stage.params or name in self.opts.params:
-                kwargs.update(stage.params)
-                kwargs.update(self.opts.params.get(name, {}))
-            if self.before is not None:
+        except StagekitError as exc:  # a conflict or a failed merge where branches join
+            return self.refuse(name, exc)
+        if stage.params or name in self.opts.params:
+            kwargs.update(stage.params)
+            kwargs.update(self.opts.params.get(name, {}))
+        if self.before is not None:
+            try:
                 self.before(run=self.info, stage=stage)
-        except StagekitError as exc:  # a conflict or a failed merge where branches join, a hook that raised
-            self.records[name] = StageRecord(name, self.plugin_of(name), "failed", error=exc)
-            self.fail(name, exc)
-            return
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                return self.refuse(name, self.hook_error(self.before, exc, name))
         timeout = stage.timeout
-        if self.opts.stage_timeouts:
-            timeout = self.opts.stage_timeouts.get(name, timeout)
+        if self.stage_timeouts is not None:
+            timeout = self.stage_timeouts.get(name, timeout)
         self.running[name] = None
-        self.opts.executor.submit(Task(stage, kwargs, self.opts.checker, self.log_level, timeout, self.opts.strict))
+        self.submit_task(Task(stage, kwargs, self.checker, self.log_level, timeout, self.strict))
+
+    def refuse(self, name: str, error: StagekitError) -> None:
+        """A stage that could not be handed to the executor: failed, with what stopped it."""
+        self.records[name] = StageRecord(name, self.plugin_of(name), "failed", error=error)
+        self.fail(name, error)
+
+    def hook_error(self, caller: Any, exc: BaseException, stage: str | None) -> StagekitError:
+        error = faults.HookCaller(caller, caller.name, self.opts.describe_plugin).error(exc, stage)
+        error.__cause__ = exc
+        return error
 
     def finish(self, outcome: Outcome) -> bool:
         name = outcome.name
@@ -178,16 +195,20 @@ class _Run:
             if self.on_error is not None:
                 try:
                     self.on_error(run=self.info, stage=stage, error=outcome.error)
-                except StagekitError as exc:
-                    self.fail(name, exc)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:
+                    self.fail(name, self.hook_error(self.on_error, exc, name))
             return False
         self.produced[name] = outcome.outputs
         record.provided = stage.provides
         if self.after is not None:
             try:
                 self.after(run=self.info, stage=stage, record=record)
-            except StagekitError as exc:  # the stage's outputs are kept; the run fails, naming the hook
-                self.fail(name, exc)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # the stage's outputs are kept; the run fails, naming the hook
+                self.fail(name, self.hook_error(self.after, exc, name))
                 return False
         return True
 

@@ -1,7 +1,8 @@
 """Run each stage in the driver, one at a time, in the order submitted.
 
-A submitted stage waits in a queue; each :meth:`SequentialExecutor.wait` runs the next one. So when a stage
-fails, the runner learns it before the next one starts, and can cancel what is still queued.
+A submitted stage waits in a queue; :meth:`SequentialExecutor.wait` runs them in order, up to the first that
+fails. So when a stage fails, the runner learns it before the next one starts, and can cancel what is still
+queued.
 
 A stage runs in the calling thread, unless there is a clock to keep: a stage with a timeout, or a ``wait``
 with one (the run's timeout), runs in a helper thread that is waited for only that long. Past its timeout
@@ -43,6 +44,7 @@ class SequentialExecutor(DriverMemoryExecutor):
     def __init__(self, workers: int | None = None, host: object = None) -> None:
         self._queue: deque[Task] = deque()
         self._current: _Helper | None = None  # the stage running in a helper thread, if any
+        self._held: list[Outcome] = []  # finished in a wait() that Ctrl-C interrupted
 
     def submit(self, task: Task) -> None:
         self._queue.append(task)
@@ -50,12 +52,19 @@ class SequentialExecutor(DriverMemoryExecutor):
     def wait(self, timeout: float | None = None) -> list[Outcome]:
         helper = self._current
         if helper is None:
-            if not self._queue:
+            queue = self._queue
+            if not queue:
                 return []
-            task = self._queue.popleft()
-            if task.timeout is None and timeout is None:  # no clock to keep: run it right here
-                return [run_task(task)]
-            helper = self._current = _Helper(task)
+            if timeout is None and queue[0].timeout is None:  # no clock to keep: run them right here,
+                done = self._held = []  # one after the other, up to the first failure (the runner decides
+                while queue and queue[0].timeout is None:  # what follows)
+                    outcome = run_task(queue.popleft())
+                    done.append(outcome)
+                    if outcome.error is not None:
+                        break
+                self._held = []  # (kept there until now: after Ctrl-C, cancel() hands them back)
+                return done
+            helper = self._current = _Helper(queue.popleft())
         limit = helper.task.timeout
         until = None if timeout is None else perf_counter() + timeout
         while True:
@@ -73,7 +82,8 @@ class SequentialExecutor(DriverMemoryExecutor):
                 return []
 
     def cancel(self, names: Collection[str] | None = None) -> list[Outcome]:
-        out = []
+        out = [o for o in self._held if names is None or o.name in names]
+        self._held = [o for o in self._held if not (names is None or o.name in names)]
         helper = self._current
         if helper is not None and (names is None or helper.task.stage.name in names):
             self._current = None
