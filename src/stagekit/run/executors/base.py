@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from stagekit.errors import StageTimeoutError
 from stagekit.records import LogEntry, Outcome, Task
 from stagekit.run import isolation, logs
-from stagekit.run.isolation import guard
+from stagekit.run.isolation import _KIND, guard
 from stagekit.run.logs import current as _current
 
 _root = logging.getLogger()
@@ -53,8 +53,10 @@ def _run(task: Task) -> Outcome:
     stage = task.stage
     checker = task.checker
     kwargs = task.kwargs
-    if stage.requires:  # frames as copy-on-write copies, arrays read-only: an in-place edit stays here
-        kwargs = guard(kwargs, stage.requires)
+    for name in stage.requires:  # frames as copy-on-write copies, arrays read-only: an edit stays here
+        if _KIND.get(kwargs[name].__class__) != 0:  # (plain immutable values, the usual case, need nothing)
+            kwargs = guard(kwargs, stage.requires)
+            break
     start = perf_counter()
     if checker is None and not task.strict:  # the common, contract-free path: nothing but the call
         try:
