@@ -350,3 +350,20 @@ def test_ctrl_c_in_the_driver_keeps_the_stages_that_finished() -> None:
     assert result.outputs == {"fine": {"x": 1}}  # finished in the same wait() as the interrupted stage: kept
     assert {n: r.status for n, r in result.stages.items()} == {"fine": "ok", "sleeper": "cancelled",
                                                               "after": "cancelled"}
+
+
+def test_a_validator_that_crashes_is_a_contract_error_naming_it(executor: str) -> None:
+    import fault_validator
+
+    from stagekit import ContractError
+
+    host = Host(plugins=[fault_validator], autoload=False, env={})
+    stages = [stage(fs.make_dict, name="make", provides=["d"]),
+              stage(fs.read_dict, name="reader", requires=["d"], provides=["n"],
+                    inputs={"d": fault_validator.CrashSchema()})]
+    with pytest.raises(ContractError) as err:
+        run(stages, executor, host=host)
+    assert str(err.value) == ("the contract validator of plugin 'fault_validator' crashed checking stage 'reader' "
+                              "input 'd': SystemExit: the validator quits")
+    assert (err.value.stage, err.value.artifact, err.value.boundary) == ("reader", "d", "input")
+    assert err.value.result.outputs["make"] == {"d": {"base": 1}}

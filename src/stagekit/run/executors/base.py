@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 from time import perf_counter
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from stagekit.errors import StageTimeoutError
-from stagekit.records import LogEntry, Outcome, Task
+from stagekit.errors import ContractError, StagekitError, StageTimeoutError
+from stagekit.records import Checker, LogEntry, Outcome, Task
 from stagekit.run import isolation, logs
 from stagekit.run.isolation import _KIND, guard
 from stagekit.run.logs import current as _current
+
+if TYPE_CHECKING:
+    from stagekit.stage import Stage
 
 _root = logging.getLogger()
 
@@ -74,19 +77,49 @@ def _run(task: Task) -> Outcome:
         if task.strict and stage.requires:  # copies from each input's pickle, and the pickle's fingerprint
             kwargs, before = isolation.strict_copies(kwargs, stage.requires)
         if checker is not None and stage.inputs:
-            warned += checker.check(stage, "input", {a: kwargs[a] for a in stage.inputs})
+            warned += _checked(checker, stage, "input", {a: kwargs[a] for a in stage.inputs})
         outputs = stage.outputs_from(stage.callable(**kwargs))
         if before:
             mutated = isolation.changed(stage.name, kwargs, before)
             if mutated is not None:
                 return Outcome(stage.name, None, mutated, perf_counter() - start, warned)
         if checker is not None and stage.outputs:
-            warned += checker.check(stage, "output", outputs)
+            warned += _checked(checker, stage, "output", outputs)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         return Outcome(stage.name, None, exc, perf_counter() - start, warned)
     return Outcome(stage.name, outputs, None, perf_counter() - start, warned)
+
+
+def _checked(checker: Checker, stage: Stage, boundary: str, values: dict[str, Any]) -> list[Any]:
+    """The checker's findings; a validator that crashes (anything but a ``StagekitError``, ``SystemExit``
+    included) is a ``ContractError`` naming the validator's plugin, the stage, the boundary and the artifact."""
+    try:
+        return checker.check(stage, boundary, values)
+    except (StagekitError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        plugin = _raiser(getattr(checker, "validate", None), exc)
+        who = f" of plugin {plugin!r}" if plugin else ""
+        artifact = next(iter(values)) if len(values) == 1 else None
+        what = f"{boundary} {artifact!r}" if artifact else f"{boundary}s {', '.join(map(repr, values))}"
+        raise ContractError(f"the contract validator{who} crashed checking stage {stage.name!r} {what}: "
+                            f"{type(exc).__name__}: {exc}", stage=stage.name, artifact=artifact,
+                            boundary=boundary) from exc
+
+
+def _raiser(caller: Any, exc: BaseException) -> str | None:
+    """The plugin whose hook implementation is innermost in ``exc``'s traceback (None if none is)."""
+    impls = getattr(caller, "get_hookimpls", None)
+    if impls is None:
+        return None
+    codes = {getattr(i.function, "__code__", None): i.plugin_name for i in impls()}
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        found = codes.get(tb.tb_frame.f_code, found)
+        tb = tb.tb_next
+    return found
 
 
 def timed_out(task: Task, started: float | None = None) -> Outcome:
