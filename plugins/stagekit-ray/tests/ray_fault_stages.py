@@ -64,8 +64,9 @@ def make_frame() -> pd.DataFrame:
 
 
 def mutate_frame(frame: pd.DataFrame) -> int:
-    frame = frame.copy()  # a frame from Ray's object store is read-only: edit a copy, as a stage must here
-    frame["v"] = frame["v"] * 100
+    frame["v"] = frame["v"] * 100  # in place: the stage's own copy-on-write copy changes, nothing else
+    frame.loc[1, "v"] = -1
+    frame.drop(index=0, inplace=True)
     return len(frame)
 
 
