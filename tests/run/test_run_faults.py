@@ -367,3 +367,57 @@ def test_a_validator_that_crashes_is_a_contract_error_naming_it(executor: str) -
                               "input 'd': SystemExit: the validator quits")
     assert (err.value.stage, err.value.artifact, err.value.boundary) == ("reader", "d", "input")
     assert err.value.result.outputs["make"] == {"d": {"base": 1}}
+
+
+class OldExecutor:
+    """A plugin executor written before cancel() and wait(timeout): threads, no way to stop them."""
+
+    name = "old"
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self.done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.threading = threading
+
+    def submit(self, task: Any) -> None:
+        from stagekit import run_task
+
+        self.threading.Thread(target=lambda: self.done.put(run_task(task)), daemon=True).start()
+
+    def wait(self) -> list[Any]:
+        return [self.done.get()]
+
+    def materialize(self, value: Any) -> Any:
+        return value
+
+    def collect_outputs(self, outputs: Any) -> Any:
+        return outputs
+
+    def run_merge(self, merge: Any, base: Any, branches: list[Any]) -> Any:
+        return merge(base, branches)
+
+    def shutdown(self, *, cancel: bool) -> None:
+        pass
+
+
+class OldPlugin:
+    @hookimpl
+    def stagekit_register_executors(self, register: Any) -> None:
+        register("old", lambda workers=None, host=None: OldExecutor())
+
+
+def test_an_executor_without_cancel_still_never_hangs_the_run() -> None:
+    from stagekit import PipelineWarning
+
+    host = isolated_host(OldPlugin())
+    stages = [stage(fs.fails, name="bad", provides=["x"], params={"seconds": 0.1}),
+              stage(fs.hangs, name="forever", provides=["y"])]
+    start = time.perf_counter()
+    with pytest.raises(StageError, match="stage 'bad'") as err:
+        Pipeline(stages, host=host).run(executor="old")
+    assert time.perf_counter() - start < 5  # nothing in flight is waited for
+    assert err.value.result.stages["forever"].status == "cancelled"
+    with pytest.warns(PipelineWarning, match="executor 'old' has no cancel\\(\\): timeouts are not enforced"):
+        Pipeline([stage(fs.ok, name="one", provides=["x"])], host=host).run(executor="old", timeout=5)
