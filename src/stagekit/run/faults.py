@@ -17,8 +17,10 @@ from typing import Any
 
 import attrs
 
-from stagekit.errors import HookError, MergeError, StageError, StagekitError, StageTimeoutError
+from stagekit.errors import HookError, MergeError, RunInterrupted, StageError, StagekitError, StageTimeoutError
+from stagekit.graph.dag import Dag
 from stagekit.plugins.registry import Provenance
+from stagekit.records import RunInfo, RunResult
 
 # --- hooks ------------------------------------------------------------------------------------------------
 
@@ -98,6 +100,20 @@ class TypeCheckedMerge:
                          origin=origin, artifact=self.artifact)
 
 
+def declared_type(dag: Dag, artifact: str) -> Any:
+    """The type a stage of ``dag`` declares for ``artifact`` (``Stage.types``), None if none does."""
+    role = dag.roles[artifact]
+    for name in [*role.writers, *role.readers]:
+        if name and artifact in dag.stages[name].types:
+            return dag.stages[name].types[artifact]
+    return None
+
+
+def declared_label(dag: Dag, artifact: str) -> str:
+    declared = declared_type(dag, artifact)
+    return declared if isinstance(declared, str) else getattr(declared, "__qualname__", repr(declared))
+
+
 def accepted_classes(declared: Any) -> type | tuple[type, ...] | None:
     """The classes ``isinstance`` can check a declared type against (``X``, ``X | Y``, ``list[int]`` -> list),
     or None where it cannot (a string that does not import, ``Any``, a protocol...)."""
@@ -151,6 +167,46 @@ def run_timeout(stage: str, limit: float, *, started: bool = True) -> StageTimeo
     doing = "was still running" if started else "had not started"
     return StageTimeoutError(f"stage {stage!r} {doing} when the run timed out after {limit:g} s (the run's "
                              "timeout)", stage=stage, timeout=limit, scope="run")
+
+
+def conclude(result: RunResult, interrupted: list[str], hook: Any, info: RunInfo,
+             describe: Callable[[str], str] | None) -> RunResult:
+    """The end of a run: fire ``stagekit_after_run`` (what it raises is a :class:`HookError` that carries the
+    result, never discarding the run), then return ``result`` or raise what ended the run: the interrupt, or
+    the first of ``result.errors`` with the others noted on it."""
+    hook_error: StagekitError | None = None
+    if hook is not None and hook.stagekit_after_run.get_hookimpls():
+        try:
+            HookCaller(hook.stagekit_after_run, "stagekit_after_run", describe)(run=info, result=result)
+        except StagekitError as exc:
+            hook_error = exc
+            exc.result = result  # type: ignore[attr-defined]
+            if result.errors or interrupted:
+                result.errors.append(exc)
+    if interrupted:
+        signal_name = "SIGTERM" if "SIGTERM" in interrupted else "SIGINT"
+        what = "terminated (SIGTERM)" if signal_name == "SIGTERM" else "interrupted"
+        error: StagekitError = RunInterrupted(f"run {what}; the stages that completed are kept on this error's "
+                                              "result", result=result, signal=signal_name)
+        _also(error, result.errors)
+        raise error
+    if result.errors:
+        first = result.errors[0]
+        _also(first, result.errors[1:])
+        cause = getattr(first, "original", None)
+        if cause is not None and cause is not first:
+            raise first from cause
+        raise first
+    if hook_error is not None:
+        raise hook_error
+    return result
+
+
+def _also(error: BaseException, others: list[BaseException]) -> None:
+    """Note the run's other failures on the error raised (shown with its traceback; the CLI lists them)."""
+    for other in others:
+        if other is not error:
+            error.add_note(f"also: {other}")
 
 
 # --- SIGTERM ----------------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from stagekit.errors import (
     MergeConflictError,
     MergeError,
     PipelineWarning,
-    RunInterrupted,
     StagekitError,
 )
 from stagekit.graph.dag import INITIAL, Dag
@@ -93,6 +92,7 @@ class _Run:
         self.running: dict[str, None] = {}  # submitted, not finished (insertion-ordered)
         self.cancel: Callable[..., list[Outcome]] | None = getattr(opts.executor, "cancel", None)
         self.stopped: list[Outcome] = []  # outcomes cancel() handed back, for the loop to record
+        self.batch: list[Outcome] = []  # the outcomes the loop is recording
         self.failures: list[tuple[int, int, BaseException, str | None]] = []  # (position, seq, error, stage)
         self.bound: int | None = None  # the DAG position of the earliest failure: nothing from there starts
         self.position: dict[str, int] = {}  # filled at the first failure: the cost of a failed run only
@@ -118,7 +118,7 @@ class _Run:
             merge = self.opts.merge
             accepted = self.accepted(artifact)
             if accepted is not None:
-                merge = faults.TypeCheckedMerge(merge, accepted, self.declared_label(artifact), artifact)
+                merge = faults.TypeCheckedMerge(merge, accepted, faults.declared_label(self.dag, artifact), artifact)
             try:
                 self.merged[key] = self.opts.executor.run_merge(merge, base, branches)
             except (MergeConflictError, MergeError) as exc:
@@ -127,20 +127,10 @@ class _Run:
         return self.merged[key]
 
     def accepted(self, artifact: str) -> Any:
+        """The classes a merge of ``artifact`` must return (from the stages' ``types``), or None: unchecked."""
         if artifact not in self.declared:
-            self.declared[artifact] = faults.accepted_classes(self.declared_type(artifact))
+            self.declared[artifact] = faults.accepted_classes(faults.declared_type(self.dag, artifact))
         return self.declared[artifact]
-
-    def declared_type(self, artifact: str) -> Any:
-        role = self.dag.roles[artifact]
-        for name in [*role.writers, *role.readers]:
-            if name and artifact in self.dag.stages[name].types:
-                return self.dag.stages[name].types[artifact]
-        return None
-
-    def declared_label(self, artifact: str) -> str:
-        declared = self.declared_type(artifact)
-        return declared if isinstance(declared, str) else getattr(declared, "__qualname__", repr(declared))
 
     # --- the loop -------------------------------------------------------------------------------------
 
@@ -240,6 +230,7 @@ class _Run:
                 outcomes, self.stopped = self.stopped, []
             else:
                 outcomes = self.wait()
+            self.batch = outcomes  # what Ctrl-C in the middle of this loop would leave unrecorded: settle()
             for outcome in outcomes:
                 if running.pop(outcome.name, _ABSENT) is _ABSENT:
                     continue  # not (or no longer) in flight: cancel() reported it already
@@ -300,6 +291,10 @@ class _Run:
 
     def settle(self) -> None:
         """After Ctrl-C: record what cancel() handed back (finished stages keep their outputs), run no more."""
+        for outcome in [*self.batch, *self.stopped]:  # returned before the interrupt, not yet recorded
+            if self.running.pop(outcome.name, _ABSENT) is not _ABSENT:
+                self.finish(outcome)
+        self.stopped = []
         self.stop_all()
         stopped, self.stopped = self.stopped, []
         for outcome in stopped:
@@ -391,41 +386,7 @@ def _end(run: _Run, result: RunResult, interrupted: list[str]) -> RunResult:
     """Fire stagekit_after_run, then return the result or raise what ended the run."""
     result.errors = run.errors(result)
     result.ok = not result.errors and not interrupted
-    hook_error: StagekitError | None = None
-    hook = run.opts.hook
-    if hook is not None and hook.stagekit_after_run.get_hookimpls():
-        try:
-            faults.HookCaller(hook.stagekit_after_run, "stagekit_after_run", run.opts.describe_plugin)(
-                run=run.info, result=result)
-        except StagekitError as exc:  # reported without discarding the run: the result travels on the error
-            hook_error = exc
-            exc.result = result  # type: ignore[attr-defined]
-            if result.errors or interrupted:
-                result.errors.append(exc)
-    if interrupted:
-        signal = "SIGTERM" if "SIGTERM" in interrupted else "SIGINT"
-        what = "terminated (SIGTERM)" if signal == "SIGTERM" else "interrupted"
-        error: StagekitError = RunInterrupted(f"run {what}; the stages that completed are kept on this error's "
-                                              "result", result=result, signal=signal)
-        _also(error, result.errors, None)
-        raise error
-    if result.errors:
-        first = result.errors[0]
-        _also(first, result.errors[1:], None)
-        cause = getattr(first, "original", None)
-        if cause is not None and cause is not first:
-            raise first from cause
-        raise first
-    if hook_error is not None:
-        raise hook_error
-    return result
-
-
-def _also(error: BaseException, others: list[BaseException], hook_error: BaseException | None) -> None:
-    """Note the run's other failures on the error raised (shown with its traceback; the CLI lists them)."""
-    for other in [*others, *([hook_error] if hook_error is not None else [])]:
-        if other is not error:
-            error.add_note(f"also: {other}")
+    return faults.conclude(result, interrupted, run.opts.hook, run.info, run.opts.describe_plugin)
 
 
 def _covering(outcomes: list[Outcome], names: list[str]) -> list[Outcome]:
