@@ -218,7 +218,7 @@ class _Run:
         deps, successors = self.dag.deps, self.dag.successors
         waiting = {name: len(preds) for name, preds in deps.items()}
         ready = [name for name, n in waiting.items() if n == 0]
-        running = self.running
+        running, wait = self.running, self.opts.executor.wait
         while True:
             for name in ready:
                 if self.bound is None or (not self.ending and self.position[name] < self.bound):
@@ -228,6 +228,8 @@ class _Run:
                 break
             if self.stopped:
                 outcomes, self.stopped = self.stopped, []
+            elif self.deadline is None and self.grace_until is None:  # no clock: the common case
+                outcomes = wait() or self.nothing()
             else:
                 outcomes = self.wait()
             self.batch = outcomes  # what Ctrl-C in the middle of this loop would leave unrecorded: settle()
@@ -248,17 +250,18 @@ class _Run:
         if self.grace_until is not None and (until is None or self.grace_until < until):
             until = self.grace_until
         if until is None:
-            outcomes = executor.wait()
-            if not outcomes:
-                raise ExecutorError(f"executor {executor.name!r}: wait() returned nothing while "
-                                    f"{', '.join(map(repr, self.running))} ran")
-            return outcomes
+            return executor.wait() or self.nothing()
         left = until - time.perf_counter()
         outcomes = executor.wait(left) if left > 0 else []
         if not outcomes and time.perf_counter() >= until:
             self.run_timed_out = self.deadline is not None and time.perf_counter() >= self.deadline
             self.stop_all()
         return outcomes
+
+    def nothing(self) -> list[Outcome]:
+        """An executor's wait() returned nothing without a timeout: a bug of its own, never a busy loop."""
+        raise ExecutorError(f"executor {self.opts.executor.name!r}: wait() returned nothing while "
+                            f"{', '.join(map(repr, self.running))} ran")
 
     def fail(self, name: str | None, error: BaseException) -> None:
         """Record a failure; from here on only stages earlier in the DAG's order start, for a while."""
