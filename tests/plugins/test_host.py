@@ -121,3 +121,31 @@ def test_a_host_spec_rebuilds_an_equivalent_host() -> None:
     host = Host(plugins=[ss], autoload=False, env={})
     rebuilt = host.spec().build()
     assert [r.name for r in rebuilt.records] == [r.name for r in host.records]
+
+
+class _Box:
+    pass
+
+
+def _merger(name: str) -> Any:
+    class Merges:
+        @hookimpl
+        def stagekit_register_merges(self, register: Any) -> None:
+            register(_Box, lambda base, branches: branches[0])
+
+        @hookimpl
+        def stagekit_register_stages(self, register: Any) -> None:
+            register(stage(lambda: 1, name=f"{name}_stage", provides=[f"{name}_x"]))
+
+    return (name, Merges())
+
+
+def test_two_merges_for_one_type_fail_the_later_plugin_when_plugins_load() -> None:
+    host = Host(plugins=[_merger("first"), _merger("second")], autoload=False, env={})
+    assert host.record("first").status == "loaded"
+    second = host.record("second")
+    assert second.status == "failed" and "two merges claim" in (second.error or "")
+    assert "first" in (second.error or "") and "second" in (second.error or "")
+    assert "second_stage" not in host.registry.stages  # all or nothing: its stages are not half-registered
+    with pytest.raises(PluginError, match="two merges claim"):
+        Host(plugins=[_merger("first"), _merger("second")], autoload=False, env={}, strict=True)
