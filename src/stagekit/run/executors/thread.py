@@ -41,26 +41,29 @@ class ThreadExecutor(DriverMemoryExecutor):
         self._abandoned = False  # some thread still runs a stage nobody waits for
 
     def _work(self) -> None:
+        running, dropped, done = self._running, self._dropped, self._done
         while (task := self._todo.get()) is not _STOP:
             key = id(task)
-            if self._stopped or key in self._dropped:
+            if self._stopped or (dropped and key in dropped):
                 continue
-            self._running[key] = task
-            if key in self._dropped:  # cancelled while this thread picked it up
-                self._running.pop(key, None)
+            running[key] = task
+            if dropped and key in dropped:  # cancelled while this thread picked it up
+                running.pop(key, None)
                 continue
-            if task.timeout is not None:
+            limit = task.timeout
+            if limit is not None:
                 now = perf_counter()
-                self._deadlines[key] = (now + task.timeout, now, task)
-                self._done.put(None)  # wake wait(): there is a new deadline to keep
+                self._deadlines[key] = (now + limit, now, task)
+                done.put(None)  # wake wait(): there is a new deadline to keep
             try:
                 outcome = run_task(task)
             except BaseException as exc:  # run_task's own failure: never a silent dead thread
                 outcome = Outcome(task.stage.name, None, exc)
-            if self._running.pop(key, None) is None:  # abandoned meanwhile: this thread was replaced, or the
-                return  # run is over; either way it is not needed any more
-            self._deadlines.pop(key, None)
-            self._done.put(outcome)
+            if running.pop(key, None) is None:  # abandoned meanwhile: this thread was replaced, or the run
+                return  # is over; either way it is not needed any more
+            if limit is not None:
+                self._deadlines.pop(key, None)
+            done.put(outcome)
 
     def _start_thread(self) -> None:
         t = threading.Thread(target=self._work, name=f"stagekit-{len(self._threads)}", daemon=True)
@@ -74,6 +77,20 @@ class ThreadExecutor(DriverMemoryExecutor):
         self._todo.put(task)
 
     def wait(self, timeout: float | None = None) -> list[Outcome]:
+        if timeout is None and not self._deadlines and not self._held:  # the common case: block, then drain
+            done, outstanding = self._done, self._outstanding
+            item = done.get()
+            if item is not None:  # (None: a timed task started; its deadline is kept below)
+                found = [item] if outstanding.pop(item.name, None) is not None else []
+                while True:  # the others that finished meanwhile (not those cancel() reported already)
+                    try:
+                        item = done.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None and outstanding.pop(item.name, None) is not None:
+                        found.append(item)
+                if found:
+                    return found
         until = None if timeout is None else perf_counter() + timeout
         while True:
             found = self._returned(self._drain())
