@@ -509,3 +509,15 @@ def test_a_run_that_logged_nothing_says_so(tmp_path: Path, run: tuple[RunResult,
     _, root = render(tmp_path, result, dag)
     [section] = [s for s in root.all("section") if s.attrs.get("id") == "logs"]
     assert "no stage logged anything" in section.text()
+
+
+def test_an_abandoned_stage_is_counted_in_the_header(tmp_path: Path) -> None:
+    import attrs
+
+    pipeline = Pipeline([make_prices, equity])
+    result = pipeline.run()
+    records = dict(result.stages)
+    records["equity"] = attrs.evolve(records["equity"], status="abandoned")
+    abandoned = attrs.evolve(result, ok=False, stages=records)
+    text, root = render(tmp_path, abandoned, pipeline.dag())
+    assert "1 abandoned" in root.all("header")[0].text()

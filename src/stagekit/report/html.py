@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["write_report"]
 
-_STATUSES = ("ok", "failed", "cancelled", "pending")
+_STATUSES = ("ok", "failed", "cancelled", "abandoned", "pending")
 _MAX_ENTRIES, _MAX_ITEMS = 200, 60  # of a mapping's table, of a list's text
 _FRAME_ROWS, _FRAME_COLUMNS = 10, 12
 
@@ -90,7 +90,7 @@ h3 small{color:#6b7280;font-weight:400;margin-left:6px}.facts{display:flex;flex-
 .facts div{color:#6b7280}.facts b{color:#1f2430;font-weight:600;margin-left:4px}
 .badge{display:inline-block;padding:1px 8px;border-radius:9px;font-size:12px;font-weight:600}
 .s-ok{background:#dcfce7;color:#166534}.s-failed{background:#fee2e2;color:#991b1b}
-.s-cancelled,.s-pending{background:#e4e4e7;color:#52525b}.muted{color:#6b7280}.error{color:#b91c1c}
+.s-cancelled,.s-abandoned,.s-pending{background:#e4e4e7;color:#52525b}.muted{color:#6b7280}.error{color:#b91c1c}
 .failure{background:#fef2f2;border:1px solid #fecaca;border-radius:6px;padding:8px 12px;margin-top:10px}
 .scroll{overflow:auto;border:1px solid #e3e6eb;border-radius:8px;background:#fff}.legend{color:#6b7280;font-size:12px}
 .legend i{display:inline-block;width:11px;height:11px;border-radius:3px;margin:0 4px 0 12px;vertical-align:-1px}
@@ -102,7 +102,7 @@ td.err{color:#b91c1c;max-width:420px}code{font:12px ui-monospace,Menlo,Consolas,
 .artifact{background:#fff;border:1px solid #e3e6eb;border-radius:8px;padding:12px 16px;margin:12px 0;overflow:auto}
 pre{white-space:pre-wrap;margin:0}footer{margin-top:36px;color:#9ca3af;font-size:12px}
 .node rect{stroke-width:1.4}.node.ok>rect{fill:#effcf3;stroke:#22a559}
-.node.cancelled>rect,.node.pending>rect{fill:#f4f4f5;stroke:#a1a1aa;stroke-dasharray:4 3}
+.node.cancelled>rect,.node.abandoned>rect,.node.pending>rect{fill:#f4f4f5;stroke:#a1a1aa;stroke-dasharray:4 3}
 .node.slow>rect{stroke:#ea7a0c;stroke-width:2.6}.node.failed>rect{fill:#fef1f1;stroke:#dc2626}
 .node rect.track{fill:#e5e7eb;stroke:none}.node rect.bar{fill:#64748b;stroke:none}.node.slow rect.bar{fill:#ea7a0c}
 svg text{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}.name{font-size:12.5px;font-weight:600;
