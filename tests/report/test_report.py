@@ -519,5 +519,5 @@ def test_an_abandoned_stage_is_counted_in_the_header(tmp_path: Path) -> None:
     records = dict(result.stages)
     records["equity"] = attrs.evolve(records["equity"], status="abandoned")
     abandoned = attrs.evolve(result, ok=False, stages=records)
-    text, root = render(tmp_path, abandoned, pipeline.dag())
+    _, root = render(tmp_path, abandoned, pipeline.dag())
     assert "1 abandoned" in root.all("header")[0].text()
