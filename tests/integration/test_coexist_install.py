@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from freshenv import FreshEnv
+from freshenv import REPO, FreshEnv
 
 pytestmark = pytest.mark.xdist_group("install")
 
@@ -29,11 +29,29 @@ def run(fresh: FreshEnv, folder: Path, plugin: str, installed: list[str]) -> dic
     return result
 
 
+BUNDLED = ("stagekit-dataops", "stagekit-selection", "stagekit-backtest")  # stagekit-backtest provides metrics too
+
+
+@pytest.fixture(scope="module")
+def bundled(fresh: FreshEnv, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The bundled plugins, each installed (--target, no deps: pandas comes from the env's farm)."""
+    names = []
+    for dist in BUNDLED:
+        target = tmp_path_factory.mktemp(dist)
+        fresh.install(REPO / "plugins" / dist, target=target, no_deps=True)
+        fresh.targets[dist] = target
+        names.append(dist)
+    return names
+
+
 @pytest.mark.parametrize("plugin", sorted(PIPELINES))
-def test_each_pipeline_gives_the_same_result_alone_and_beside_the_other(fresh: FreshEnv, tmp_path: Path,
-                                                                      plugin: str) -> None:
+def test_each_pipeline_gives_the_same_result_alone_and_beside_the_others(fresh: FreshEnv, tmp_path: Path,
+                                                                       plugin: str, bundled: list[str]) -> None:
     alone = run(fresh, tmp_path / "alone", plugin, [plugin])
-    together = run(fresh, tmp_path / "together", plugin, ["meteo", "ledger", "basket"])
+    everything = ["meteo", "ledger", "basket", *bundled]
+    loaded = {r["distribution"] for r in fresh.stagekit_json("plugins", plugins=everything) if r["status"] == "loaded"}
+    assert set(BUNDLED) <= loaded and "stagekit-itest-meteo" in loaded and "stagekit-itest-ledger" in loaded
+    together = run(fresh, tmp_path / "together", plugin, everything)
     assert alone == together == PIPELINES[plugin][1]
 
 
