@@ -24,6 +24,7 @@ import errno
 import functools
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "atomic_path",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -182,6 +184,52 @@ def _atomic_write(
         raise
     if fsync:
         fsync_dir(directory)
+
+
+@contextlib.contextmanager
+def atomic_path(
+    path: str | os.PathLike[str], *, permissions: int | None = None, fsync: bool = True, keep_suffixes: int = 2
+) -> Iterator[str]:
+    """A temporary path beside ``path`` for a writer that wants a path, not a file (pyarrow, pandas); on a
+    clean exit it replaces ``path`` (fsynced, file and rename, unless ``fsync=False``). If the block raises,
+    ``path`` is left exactly as it was and the temporary (a file, or a directory the writer made) is removed.
+
+    The temporary name keeps ``path``'s last ``keep_suffixes`` suffixes (``.<name>.<random>.tmp.csv.gz``), so a
+    writer that infers the format or compression from the name still does. Missing parent directories are
+    made. ``permissions`` default to those of the file being replaced (a new one: 0o666 less the umask)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mode = _default_mode(target) if permissions is None else permissions
+    suffix = ".tmp" + "".join(target.suffixes[-keep_suffixes:] if keep_suffixes else ())
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, mode)
+        if fsync and not os.path.isdir(tmp):  # a writer may make a directory (a partitioned dataset)
+            _fsync_path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        _remove_path(tmp)
+        raise
+    if fsync:
+        fsync_dir(target.parent)
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_path(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
 
 
 def atomic_write_bytes(

@@ -24,18 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import os
 import re
-import shutil
-import stat
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from stagekit.atomic import fsync_dir
+from stagekit.atomic import atomic_path as _atomic_local_path
 from stagekit.errors import CatalogError, PipelineFileError, StagekitError
 
 if TYPE_CHECKING:
@@ -293,56 +289,13 @@ def _reason(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
-    """A temporary path beside the local ``path`` to write into; on a clean exit it replaces ``path`` (made
-    durable: the file and the rename are fsynced). If the block raises, ``path`` is left exactly as it was.
-
-    The temporary name keeps ``path``'s last suffixes (``.<name>.<random>.tmp.csv.gz``), so a writer that
-    infers compression from the name still does. Missing parent directories are created. A URL is yielded
-    as it is: object stores replace an object whole, and there is no rename to make.
-    """
+    """A temporary path beside the local ``path`` to write into, replacing ``path`` on a clean exit
+    (:func:`stagekit.atomic.atomic_path`: durable, all or nothing). A URL is yielded as it is: object stores
+    replace an object whole, and there is no rename to make."""
     if is_url(path):
         yield path
         return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = _mode(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + "".join(target.suffixes[-2:]),
-                               dir=target.parent)
-    os.close(fd)
-    try:
+    with _atomic_local_path(path) as tmp:
         yield tmp
-        os.chmod(tmp, mode)
-        _fsync(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        _remove(tmp)
-        raise
-    fsync_dir(target.parent)
 
 
-def _mode(path: Path) -> int:
-    """The permission bits of the file being replaced; a new file gets 0o666 less the umask."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _fsync(path: str) -> None:
-    if os.path.isdir(path):  # a writer that makes a directory (a partitioned dataset)
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)

@@ -25,19 +25,17 @@ from a shared workspace runs whatever code its writer chose).
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import hashlib
 import os
 import pickle
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
 import attrs
 
 from stagekit._typedispatch import TypeDispatch, type_label, type_name
-from stagekit.atomic import fsync_dir
+from stagekit.atomic import atomic_path
 from stagekit.errors import CodecError, RegistrationError, StagekitError, UnstorableError
 
 __all__ = [
@@ -240,22 +238,8 @@ class CodecTable:
         read-only (``permissions``), as the objects of the store are.
         """
         reg = self.codec_for(value)
-        target = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(target))
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        try:
+        with atomic_path(path, permissions=permissions, fsync=fsync, keep_suffixes=0) as tmp:
             self._call(reg, "write", reg.codec.write, value, tmp)
-            os.chmod(tmp, permissions)
-            if fsync:
-                _fsync_file(tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        if fsync:
-            fsync_dir(directory)
         return reg.codec.name
 
     def read(self, path: str | os.PathLike[str], codec: str) -> Any:
@@ -280,13 +264,6 @@ class CodecTable:
 def _is_builtin(origin: Origin) -> bool:
     return getattr(origin, "plugin", None) == BUILTIN_PLUGIN and getattr(origin, "distribution", None) == "stagekit"
 
-
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class PickleCodec:
