@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, Literal
@@ -21,17 +20,24 @@ import pluggy
 from stagekit import hookspecs
 from stagekit.errors import PluginConfigError, PluginError, RegistrationError, RunInterrupted
 from stagekit.plugins.discovery import normalize
-from stagekit.plugins.registry import Provenance, Registry
+from stagekit.plugins.hooks import (
+    HOOK_NAMES,
+    REGISTRATION_HOOKS,
+    core_version,
+    described,
+    hook_names,
+    hooks_implemented,
+    misspelt_hooks,
+    version_refusal,
+)
+from stagekit.plugins.registry import MergeClaims, Provenance, Registry
 
 __all__ = ["Host", "HostSpec", "PluginRecord"]
 
 Status = Literal["loaded", "failed", "blocked", "disabled"]
 
-HOOK_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("stagekit_"))
 # executors that plugins we know of provide: named only in a hint, and only where that plugin is really missing
 _KNOWN_EXECUTOR_PLUGINS = {"ray": "stagekit-ray"}
-_REGISTRATION_HOOKS = ("stagekit_register_stages", "stagekit_register_merges", "stagekit_register_executors",
-                       "stagekit_register_codecs", "stagekit_register_formats")
 # the core's own plugins, by plugin name: they register through the same hooks as any installed plugin
 BUILTIN_PLUGINS = {
     "stagekit.executors": "stagekit.run.executors.builtin",
@@ -209,7 +215,7 @@ class Host:
         candidates: list[tuple[PluginRecord, Callable[[], object]]] = []
         if self._builtins:
             for name, module in BUILTIN_PLUGINS.items():
-                candidates.append((PluginRecord(name, "stagekit", _core_version(), value=module),
+                candidates.append((PluginRecord(name, "stagekit", core_version(), value=module),
                                    _importer(module)))
         for plugin in self._code_plugins:
             name, obj = plugin if isinstance(plugin, tuple) else (_plugin_name(plugin), plugin)
@@ -254,7 +260,7 @@ class Host:
         if from_entry_point and (not self.autoload or (self.allow and not self._matches(rec, self.allow))):
             rec.status = "disabled"
             return
-        if from_entry_point and (refusal := _version_refusal(rec)):
+        if from_entry_point and (refusal := version_refusal(rec.distribution)):
             self._fail(rec, refusal, None)
             return
         taken = next((r for r in self.records if r is not rec and r.name == rec.name and r.status == "loaded"), None)
@@ -268,14 +274,14 @@ class Host:
             raise RunInterrupted(f"interrupted while importing {rec.provenance} (entry point {rec.value}); if "
                                  f"it hangs at import, block it: stagekit --disable {rec.name}") from None
         except BaseException as exc:  # SystemExit at import too: a plugin never ends the process silently
-            self._fail(rec, f"import failed: {_described(exc)}", exc)
+            self._fail(rec, f"import failed: {described(exc)}", exc)
             return
         try:
             self.manager.register(plugin, name=rec.name)
         except Exception as exc:  # pluggy's signature validation
             self._fail(rec, f"invalid hook implementation: {str(exc).splitlines()[0]}", exc)
             return
-        unknown = sorted(n for n in _hook_names(plugin) if n not in HOOK_NAMES)
+        unknown = sorted(n for n in hook_names(plugin) if n not in HOOK_NAMES)
         if unknown:
             self.manager.unregister(name=rec.name)
             hints = [f"{n!r}" + (f" (did you mean {difflib.get_close_matches(n, HOOK_NAMES, n=1)[0]!r}?)"
@@ -309,14 +315,14 @@ class Host:
                 "stagekit_register_formats": lambda n, f, o=origin, r=staged: r.add_format(n, f, o),
             }
             try:
-                for hook_name in _REGISTRATION_HOOKS:
+                for hook_name in REGISTRATION_HOOKS:
                     impl = getattr(plugin, hook_name, None)
                     if impl is not None:
                         impl(register=register[hook_name])
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:
-                self._fail(rec, f"registration failed: {_described(exc)}", exc)
+                self._fail(rec, f"registration failed: {described(exc)}", exc)
                 continue
             try:
                 self._merges.extend(staged.merges)  # two merges for one type: the later plugin fails to load
@@ -331,8 +337,8 @@ class Host:
                 if self.strict:
                     raise
             rec.stages = list(staged.stages)
-            rec.registered = {**staged.summary(), **_hooks_implemented(plugin)}
-            if not rec.registered and (near := _misspelt_hooks(plugin)):
+            rec.registered = {**staged.summary(), **hooks_implemented(plugin)}
+            if not rec.registered and (near := misspelt_hooks(plugin)):
                 rec.note = (f"registered nothing and implements no hook; {near}")
 
 
@@ -354,83 +360,6 @@ def _plugin_name(plugin: object) -> str:
         return plugin.__name__
     name = getattr(plugin, "__name__", None) or type(plugin).__name__
     return str(name)
-
-
-_CONTRACT_HOOKS = ("stagekit_validate_artifact", "stagekit_check_compatible")
-
-
-def _hooks_implemented(plugin: object) -> dict[str, list[str]]:
-    """The validator hooks and the lifecycle hooks a plugin implements (registration hooks are listed by what
-    they registered)."""
-    names = [n for n in _hook_names(plugin) if n in HOOK_NAMES and n not in _REGISTRATION_HOOKS]
-    found = {"validators": [n for n in names if n in _CONTRACT_HOOKS],
-             "hooks": [n for n in names if n not in _CONTRACT_HOOKS]}
-    return {kind: hooks for kind, hooks in found.items() if hooks}
-
-
-def _described(exc: BaseException) -> str:
-    """One line for a failure: ``SystemExit(3)`` says that it exited, not only its code."""
-    if isinstance(exc, SystemExit):
-        return f"it called sys.exit({exc.code!r})"
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
-
-
-def _misspelt_hooks(plugin: object) -> str:
-    """"it defines 'stagkit_register_stages' (did you mean 'stagekit_register_stages'?)", or ""."""
-    hints = []
-    for name in dir(plugin):
-        if name.startswith("stagekit_") or name.startswith("__") or not callable(getattr(plugin, name, None)):
-            continue
-        close = difflib.get_close_matches(name, HOOK_NAMES, n=1, cutoff=0.85)
-        if close:
-            hints.append(f"it defines {name!r} (did you mean {close[0]!r}?)")
-    return "; ".join(hints)
-
-
-def _hook_names(plugin: object) -> list[str]:
-    return [n for n in dir(plugin) if n.startswith("stagekit_") and callable(getattr(plugin, n, None))]
-
-
-def _core_version() -> str:
-    from stagekit._version import version
-
-    return version()
-
-
-def _version_refusal(rec: PluginRecord) -> str | None:
-    """Why a plugin's distribution cannot run with this stagekit, or None if it can."""
-    from stagekit.plugins import discovery
-
-    spec = discovery.required_stagekit(rec.distribution)
-    if spec is None:
-        return None
-    from packaging.specifiers import SpecifierSet
-
-    ours = _core_version()
-    if SpecifierSet(spec).contains(ours, prereleases=True):
-        return None
-    return f"requires stagekit{spec}, but this is stagekit {ours}"
-
-
-
-
-class MergeClaims:
-    """The merges claimed so far while plugins load: a second claim on one type fails the later plugin."""
-
-    def __init__(self) -> None:
-        from stagekit.merge.table import MergeTable
-
-        self._table = MergeTable()
-
-    def extend(self, merges: Sequence[tuple[type | str, Callable[[Any, list[Any]], Any], Provenance]]) -> None:
-        from stagekit.merge.table import MergeTable
-
-        trial = MergeTable()
-        for reg in self._table.registrations():
-            trial.add(reg.value_type, reg.merge, reg.origin)
-        for value_type, merge, origin in merges:  # all or nothing: a plugin's merges are admitted together
-            trial.add(value_type, merge, str(origin))
-        self._table = trial
 
 
 @functools.cache

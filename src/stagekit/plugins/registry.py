@@ -6,7 +6,7 @@ their distributions, so a user knows which one to uninstall or block.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -153,3 +153,19 @@ class Registry:
 
 def _type_label(value_type: type | str) -> str:
     return value_type if isinstance(value_type, str) else f"{value_type.__module__}.{value_type.__qualname__}"
+
+
+class MergeClaims:
+    """The merges claimed so far while plugins load: a second claim on one type fails the later plugin, and
+    all of that plugin's merges are left out (a trial table raises before anything is accepted)."""
+
+    def __init__(self) -> None:
+        self._accepted: list[tuple[type | str, Callable[[Any, list[Any]], Any], Provenance]] = []
+
+    def extend(self, merges: Iterable[tuple[type | str, Callable[[Any, list[Any]], Any], Provenance]]) -> None:
+        from stagekit.merge.table import MergeTable
+
+        trial, added = MergeTable(), list(merges)
+        for value_type, merge, origin in [*self._accepted, *added]:
+            trial.add(value_type, merge, str(origin))
+        self._accepted += added
