@@ -17,10 +17,11 @@ from typing import Any
 
 from stagekit.atomic import atomic_write_text
 from stagekit.errors import WorkspaceError
-from stagekit.snapshots import manifest, snapshot, verify
+from stagekit.snapshots import manifest, restore, snapshot, verify
 from stagekit.snapshots.layout import Layout, check_name
 from stagekit.snapshots.manifest import Snapshot
-from stagekit.snapshots.snapshot import CreateResult, DeleteResult, RestoreResult
+from stagekit.snapshots.restore import RestoreResult
+from stagekit.snapshots.snapshot import CreateResult, DeleteResult
 from stagekit.snapshots.store import Progress
 from stagekit.snapshots.verify import VerifyReport
 
@@ -61,7 +62,7 @@ class Workspace(Layout):
                          verify: bool = True, progress: Callable[[Progress], None] | None = None,
                          ) -> RestoreResult:
         """Materialise the snapshot into the new (or empty) directory ``to``."""
-        return snapshot.restore(self, name, to, hardlink=hardlink, verify=verify, progress=progress)
+        return restore.restore(self, name, to, hardlink=hardlink, verify=verify, progress=progress)
 
     def delete_snapshot(self, name: str, *, wait: float = 0.0) -> DeleteResult:
         """Delete the snapshot, its checkout, and every stored file no other snapshot refers to."""
@@ -73,7 +74,7 @@ class Workspace(Layout):
 
     def checkout(self, name: str) -> Path:
         """A read-only directory holding the snapshot's files at their workspace-relative paths."""
-        return snapshot.checkout(self, name)
+        return restore.checkout(self, name)
 
 
 def _json_default(value: object) -> object:
