@@ -13,7 +13,8 @@ from stagekit.graph.checks import RunSettings, Validation
 from stagekit.graph.dag import Dag, build_dag
 from stagekit.plugins.registry import Provenance
 from stagekit.records import RunInfo, RunResult
-from stagekit.run.runner import RunOptions, run_dag
+from stagekit.run.options import RunOptions
+from stagekit.run.runner import run_dag
 from stagekit.stage import Stage
 
 if TYPE_CHECKING:

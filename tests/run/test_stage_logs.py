@@ -20,7 +20,8 @@ import pytest
 
 from stagekit import Pipeline, SequentialExecutor, stage
 from stagekit.run import logs
-from stagekit.run.runner import RunOptions, run_dag
+from stagekit.run.options import RunOptions
+from stagekit.run.runner import run_dag
 
 log = logging.getLogger("stage_logs_test")
 
