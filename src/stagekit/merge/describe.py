@@ -6,12 +6,9 @@ import reprlib
 from collections.abc import Sequence
 from typing import Any
 
+from stagekit._typedispatch import type_name  # the one home of the rule; re-exported for messages
+
 __all__ = ["display_name", "reprs", "short_repr", "type_name"]
-
-
-def type_name(cls: type) -> str:
-    """``"module.QualName"``: how to name a type without importing it (e.g. ``"pandas.DataFrame"``)."""
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def display_name(cls: type) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stagekit._text import unknown_name
+from stagekit._typedispatch import type_name
 from stagekit.errors import PipelineError, RegistrationError
 from stagekit.stage import Stage
 
@@ -152,7 +153,7 @@ class Registry:
 
 
 def _type_label(value_type: type | str) -> str:
-    return value_type if isinstance(value_type, str) else f"{value_type.__module__}.{value_type.__qualname__}"
+    return value_type if isinstance(value_type, str) else type_name(value_type)
 
 
 class MergeClaims:
