@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -222,8 +222,8 @@ class RunDatabase:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             try:
                 conn.execute("PRAGMA foreign_keys = ON")
-                self._prepare(conn)  # before WAL: a file that is not ours is left as it was
-                conn.execute("PRAGMA journal_mode = WAL")
+                self._retrying(lambda: self._prepare(conn))  # before WAL: a file that is not ours is left as is
+                self._retrying(lambda: conn.execute("PRAGMA journal_mode = WAL"))
                 conn.execute("PRAGMA synchronous = NORMAL")
             except BaseException:
                 conn.close()
@@ -243,18 +243,33 @@ class RunDatabase:
             elif "schema_version" not in tables:
                 raise RunStoreError(f"{self.path} is an SQLite database, but not stagekit's run database (it has no "
                                     "schema_version table); move it aside", path=str(self.path))
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()  # in the same transaction
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
         version = row[0] if row else None
         if version is None or version > SCHEMA_VERSION:
             raise RunStoreError(
                 f"the run database {self.path} has schema version {version}, newer than this stagekit knows "
                 f"({SCHEMA_VERSION}): a newer stagekit wrote it; upgrade stagekit (pip install -U stagekit) or "
                 "move the file aside", path=str(self.path))
+
+    def _retrying(self, step: Callable[[], object]) -> None:
+        """Run ``step``, again while another process holds the file (two processes opening a new database
+        at once: SQLite answers BUSY at once, without its busy handler, where waiting could deadlock), for up
+        to the busy timeout."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                step()
+                return
+            except sqlite3.OperationalError as exc:
+                code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF  # the primary result code
+                if code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @contextlib.contextmanager
     def _write(self, doing: str, integrity: str = "") -> Iterator[sqlite3.Connection]:
