@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stagekit.snapshots.workspace import Workspace
+from stagekit.workspace import Workspace
 
 MIB = 1 << 20
 STEPS = ("cp -r", "cp -r; sync", "first snapshot", "second snapshot", "cp -al", "verify", "plain loop", "raw sha256")

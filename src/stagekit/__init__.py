@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from stagekit.contracts.pandera_validator import validate_with_pandera as validate_with_pandera
     from stagekit.errors import CatalogError as CatalogError
     from stagekit.errors import CodecError as CodecError
+    from stagekit.errors import CorruptObjectError as CorruptObjectError
     from stagekit.errors import ContractError as ContractError
     from stagekit.errors import ContractModeError as ContractModeError
     from stagekit.errors import ContractWarning as ContractWarning
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from stagekit.errors import RegistrationError as RegistrationError
     from stagekit.errors import ReportError as ReportError
     from stagekit.errors import RunInterrupted as RunInterrupted
+    from stagekit.errors import MissingInputError as MissingInputError
     from stagekit.errors import RunStoreError as RunStoreError
     from stagekit.errors import ScaffoldError as ScaffoldError
     from stagekit.errors import SnapshotCorruptError as SnapshotCorruptError
@@ -96,7 +98,7 @@ if TYPE_CHECKING:
     from stagekit.run.executors.thread import ThreadExecutor as ThreadExecutor
     from stagekit.run.logs import prepare_worker_logging as prepare_worker_logging
     from stagekit.snapshots.manifest import Snapshot as Snapshot
-    from stagekit.snapshots.workspace import Workspace as Workspace
+    from stagekit.workspace import Workspace as Workspace
 
 __all__ = [
     "CatalogError",
@@ -107,6 +109,7 @@ __all__ = [
     "ContractModeError",
     "ContractSpec",
     "ContractWarning",
+    "CorruptObjectError",
     "CycleError",
     "DriverMemoryExecutor",
     "Executor",
@@ -122,6 +125,7 @@ __all__ = [
     "MergeError",
     "MergeStrategyError",
     "MergeTable",
+    "MissingInputError",
     "Outcome",
     "Pipeline",
     "PipelineError",
@@ -193,6 +197,8 @@ _LAZY = {
     "sync_filesystem": "stagekit.atomic",
     "CatalogError": "stagekit.errors",
     "CodecError": "stagekit.errors",
+    "CorruptObjectError": "stagekit.errors",
+    "MissingInputError": "stagekit.errors",
     "ContractError": "stagekit.errors",
     "UnstorableError": "stagekit.errors",
     "ContractModeError": "stagekit.errors",
@@ -262,7 +268,7 @@ _LAZY = {
     "is_pandera_schema": "stagekit.contracts.pandera_validator",
     "validate_with_pandera": "stagekit.contracts.pandera_validator",
     "Snapshot": "stagekit.snapshots.manifest",
-    "Workspace": "stagekit.snapshots.workspace",
+    "Workspace": "stagekit.workspace",
 }
 
 

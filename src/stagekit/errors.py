@@ -327,6 +327,26 @@ class RunStoreError(StagekitError, RuntimeError):
         self.result = result
 
 
+class CorruptObjectError(RunStoreError):
+    """A stored object's bytes no longer match its digest, or it is gone: it is never used. ``path`` names
+    the object, ``digest`` the content it should hold."""
+
+    def __init__(self, message: str, *, path: str | None = None, digest: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.digest = digest
+
+
+class MissingInputError(RunStoreError, PipelineError):
+    """A selected stage needs an artifact that nothing selected produces and that neither the catalog nor
+    the run store holds for the current inputs. ``artifact`` names it, ``stage`` the stage that would."""
+
+    def __init__(self, message: str, *, artifact: str, stage: str | None) -> None:
+        RunStoreError.__init__(self, message)
+        self.problems = [message]
+        self.artifact = artifact
+        self.stage = stage
+
+
 # --- the run store --------------------------------------------------------------------------------------
 
 

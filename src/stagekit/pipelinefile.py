@@ -352,7 +352,7 @@ def catalog_inputs(stages: Iterable[Stage], catalog: Mapping[str, CatalogEntry],
 
 def pinned(artifacts: Mapping[str, Any], snapshot: str, workspace: str | Path | None = None) -> dict[str, Any]:
     """``artifacts`` with every path inside what ``snapshot`` holds pointing into its read-only checkout."""
-    from stagekit.snapshots.workspace import Workspace
+    from stagekit.workspace import Workspace
 
     ws = Workspace.locate(workspace)
     held = [PurePosixPath(p) for p in ws.snapshot(snapshot).paths]

@@ -4,12 +4,17 @@ plugins can name them without importing the runner."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 if TYPE_CHECKING:
     from stagekit.stage import Stage
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @attrs.frozen
@@ -48,8 +53,12 @@ class StageRecord:
     """How one stage went: ``status`` is ok, failed, cancelled (never started, or stopped when the run failed,
     timed out or was interrupted: its worker killed) or abandoned (it was running in a thread, which cannot
     be killed, when the run ended: it may still be running, and whatever it returns is ignored); pending
-    only while the run goes on. ``duration`` in seconds; ``logs`` the records its code logged at the run's
-    log level or above, wherever it ran."""
+    only while the run goes on; cached (in a run with the run store: reused from an earlier run, not run).
+    ``duration`` in seconds; ``logs`` the records its code logged at the run's log level or above, wherever
+    it ran. With the run store: ``reason`` says why it ran ("param top_n 20 → 30", "no earlier run") or which
+    run it was reused from, ``saved`` the seconds a cached stage saved (its earlier run's duration),
+    ``fingerprint`` the parts of its fingerprint (a :class:`~stagekit.store.fingerprints.StageFingerprint`)
+    and ``stored`` what it stored, by artifact (:class:`~stagekit.store.artifacts.StoredArtifact`)."""
 
     name: str
     plugin: str | None = None
@@ -59,6 +68,10 @@ class StageRecord:
     error: BaseException | None = None
     warnings: list[Any] = ()  # type: ignore[assignment]  # a shared empty default: no list per stage
     logs: list[LogEntry] = ()  # type: ignore[assignment]  # the same
+    reason: str | None = None
+    saved: float = 0.0
+    fingerprint: Any = None
+    stored: Mapping[str, Any] = _EMPTY
 
 
 @attrs.define
@@ -88,6 +101,7 @@ class RunResult:
             "duration": round(self.duration, 6), "artifacts": sorted(self.artifacts),
             "stages": [
                 {"name": r.name, "plugin": r.plugin, "status": r.status, "duration": round(r.duration, 6),
+                 "reason": r.reason, "saved": round(r.saved, 6),
                  "provided": list(r.provided), "error": None if r.error is None else str(r.error),
                  "warnings": [str(w) for w in r.warnings],
                  "logs": [{"level": e.level_name, "logger": e.logger, "message": e.message} for e in r.logs]}
@@ -130,6 +144,7 @@ class Task:
     log_level: int | None = None
     timeout: float | None = None
     strict: bool = False
+    store: Any = None  # an ArtifactStore the worker writes the outputs to (None: the driver does, or no store)
 
 
 @attrs.define(slots=True)
@@ -139,7 +154,9 @@ class Outcome:
     process (a worker), so the driver's handlers have not seen them yet: the runner re-emits them there.
     ``stopped`` is set (and ``outputs`` and ``error`` are None) for a task that ``Executor.cancel`` stopped:
     "cancelled" (it never started), "killed" (its worker was killed) or "abandoned" (it runs in a thread
-    that cannot be stopped: whatever it returns is ignored)."""
+    that cannot be stopped: whatever it returns is ignored). ``stored`` is what the worker wrote to the run
+    store (artifact -> ``StoredArtifact``, or the reason it could not, a string); None if it wrote nothing.
+    ``reused`` is set by the runner for a stage taken from the run store instead of run."""
 
     name: str
     outputs: dict[str, Any] | None  # None when the stage failed
@@ -149,3 +166,5 @@ class Outcome:
     logs: list[LogEntry] = ()  # type: ignore[assignment]  # the same
     forwarded: bool = False
     stopped: str | None = None
+    stored: dict[str, Any] | None = None
+    reused: Any = None

@@ -87,6 +87,8 @@ class Stage:
     contract_mode: ContractMode | None = None  # the stage's default contract mode; the run's if None
     types: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
     timeout: float | None = None  # seconds; the executor stops the stage past it (StageTimeoutError)
+    version: str | None = None  # bumped by its author to say "my results changed" (part of its fingerprint)
+    cache: bool = True  # False: never reused from the run store (side effects, randomness)
     _resolved: Callable[..., Any] | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     def __hash__(self) -> int:
@@ -189,7 +191,7 @@ def _fields_of(s: Stage) -> dict[str, Any]:
         "name": s.name, "func": s.func, "requires": s.requires, "provides": s.provides, "after": s.after,
         "tags": s.tags, "description": s.description, "params": dict(s.params), "inputs": dict(s.inputs),
         "outputs": dict(s.outputs), "contract_mode": s.contract_mode, "types": dict(s.types),
-        "timeout": s.timeout,
+        "timeout": s.timeout, "version": s.version, "cache": s.cache,
     }
 
 
@@ -265,7 +267,7 @@ def stage(
     tags: Iterable[str] = ..., description: str | None = ..., params: Mapping[str, Any] | None = ...,
     inputs: Mapping[str, Any] | None = ..., outputs: Mapping[str, Any] | None = ...,
     contract_mode: ContractMode | None = ..., types: Mapping[str, Any] | None = ...,
-    timeout: float | None = ...,
+    timeout: float | None = ..., version: str | int | None = ..., cache: bool = ...,
 ) -> Stage: ...
 @overload
 def stage(
@@ -274,7 +276,7 @@ def stage(
     tags: Iterable[str] = ..., description: str | None = ..., params: Mapping[str, Any] | None = ...,
     inputs: Mapping[str, Any] | None = ..., outputs: Mapping[str, Any] | None = ...,
     contract_mode: ContractMode | None = ..., types: Mapping[str, Any] | None = ...,
-    timeout: float | None = ...,
+    timeout: float | None = ..., version: str | int | None = ..., cache: bool = ...,
 ) -> Callable[[Callable[..., Any]], Stage]: ...
 
 
@@ -294,6 +296,8 @@ def stage(
     contract_mode: ContractMode | None = None,
     types: Mapping[str, Any] | None = None,
     timeout: float | None = None,
+    version: str | int | None = None,
+    cache: bool = True,
 ) -> Stage | Callable[[Callable[..., Any]], Stage]:
     """Declare a stage, as a decorator or a call.
 
@@ -303,11 +307,17 @@ def stage(
     several: return a mapping of them. ``timeout`` (seconds) stops the stage when it runs longer, failing
     the run with a ``StageTimeoutError`` naming it; a stage that provides an artifact and returns None fails
     too, unless ``types`` says None is a value of that artifact.
+
+    In a workspace, a stage whose fingerprint (code, the distribution and ``version`` that ship it, params,
+    contracts, inputs) matches an earlier run is reused from the run store instead of run: bump ``version``
+    to say its results changed without its code changing; ``cache=False`` always runs it (side effects,
+    randomness).
     """
     options: dict[str, Any] = {
         "name": name, "requires": requires, "provides": provides, "after": after, "tags": tags,
         "description": description, "params": params, "inputs": inputs, "outputs": outputs,
         "contract_mode": contract_mode, "types": types, "timeout": timeout,
+        "version": version, "cache": cache,
     }
     if func is None:
         return lambda f: _make(f, options)
@@ -350,6 +360,11 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
     timeout = options["timeout"]
     if timeout is not None:
         timeout = check_timeout(timeout, f"stage {name!r}: timeout")
+    version = options["version"]
+    if version is not None and (isinstance(version, bool) or not isinstance(version, str | int)):
+        raise StageDefinitionError(f"stage {name!r}: version must be a string or an integer, not {version!r}")
+    if not isinstance(options["cache"], bool):
+        raise StageDefinitionError(f"stage {name!r}: cache must be True or False, not {options['cache']!r}")
     if callable(func):
         _check_signature(name, func, (*requires, *params) if params else requires)
     description = options["description"]
@@ -358,7 +373,7 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
     return Stage(
         name=name, func=func, requires=requires, provides=provides, after=after, tags=tags,
         description=description, params=params, inputs=inputs, outputs=outputs, contract_mode=contract_mode,
-        types=types, timeout=timeout,
+        types=types, timeout=timeout, version=None if version is None else str(version), cache=options["cache"],
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from stagekit.cli import main
 from stagekit.snapshots.layout import ENV_VAR
-from stagekit.snapshots.workspace import Workspace
+from stagekit.workspace import Workspace
 from store_tools import fill_disk, overwrite_stored, stored_at
 
 

@@ -64,7 +64,7 @@ def test_a_run_pinned_to_a_snapshot_reads_the_snapshot_not_the_live_files(
 
 def test_the_stage_sees_the_snapshot_content(workspace: Path) -> None:
     from stagekit import Host, Pipeline
-    from stagekit.snapshots.workspace import Workspace
+    from stagekit.workspace import Workspace
 
     ws = Workspace.locate(str(workspace))
     ws.create_snapshot("golden", [workspace / "features"])

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from stagekit.errors import SnapshotError, WorkspaceLockedError
-from stagekit.snapshots.workspace import Workspace
+from stagekit.workspace import Workspace
 from store_tools import contents_are_whole, fill_disk, stored_at, stored_files
 
 ENOSPC = os.strerror(errno.ENOSPC)
@@ -399,7 +399,7 @@ _FULL = textwrap.dedent("""
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt], check=True)
     os.chdir(mnt)
     from stagekit.cli import main
-    from stagekit.snapshots.workspace import Workspace
+    from stagekit.workspace import Workspace
     ws = Workspace(mnt).init()
     (ws.features_dir / "a.bin").write_bytes(os.urandom(200_000))
     (ws.features_dir / "b.bin").write_bytes(os.urandom(100_000))

@@ -9,7 +9,7 @@ import pytest
 
 from stagekit.errors import SnapshotError
 from stagekit.snapshots.manifest import Entry, Snapshot, dumps, loads
-from stagekit.snapshots.workspace import Workspace
+from stagekit.workspace import Workspace
 
 SNAP = Snapshot("s", "2026-11-27T00:00:00Z", ("data",), (
     Entry("data/a.csv", "file", 0o644, 3, "ab" * 32),

@@ -27,7 +27,7 @@ from stagekit.errors import (
     WorkspaceLockedError,
 )
 from stagekit.snapshots.store import Progress
-from stagekit.snapshots.workspace import Workspace
+from stagekit.workspace import Workspace
 from store_tools import contents_are_whole, overwrite_stored, stored_at, stored_files
 
 
@@ -334,7 +334,7 @@ def test_killed_creation_leaves_no_snapshot_and_no_partial_object(ws: Workspace,
         # die after every object got its name, before the manifest did
         "committing": "os.replace = lambda a, b: os._exit(9)",
     }[crash_at]
-    code = f"import os\nfrom stagekit.snapshots.workspace import Workspace\n{crash}\n" \
+    code = f"import os\nfrom stagekit.workspace import Workspace\n{crash}\n" \
            f"Workspace({str(ws.root)!r}).create_snapshot('s', ['features'])\n"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 9
     assert ws.snapshots() == []
@@ -364,7 +364,7 @@ def test_two_processes_creating_at_once_both_succeed_with_wait(ws: Workspace) ->
         (ws.data_dir / f"{i}.bin").write_bytes(os.urandom(50_000))
     code = f"""
         import os, sys, time
-        from stagekit.snapshots.workspace import Workspace
+        from stagekit.workspace import Workspace
         if sys.argv[1] == "slow":  # pause half-way, holding the lock, until the other process is waiting
             rename = os.rename
             def paused(a, b, first=[True]):
@@ -391,7 +391,7 @@ def test_same_name_from_two_processes_one_wins(ws: Workspace) -> None:
     (ws.data_dir / "a").write_bytes(os.urandom(200_000))
     code = f"""
         from stagekit.errors import SnapshotExistsError
-        from stagekit.snapshots.workspace import Workspace
+        from stagekit.workspace import Workspace
         try:
             Workspace({str(ws.root)!r}).create_snapshot("same", ["data"], wait=60)
             print("created")
@@ -408,7 +408,7 @@ def test_creation_while_another_process_holds_the_lock_is_refused_clearly(ws: Wo
     (ws.data_dir / "a").write_text("a")
     holder = _spawn(f"""
         import sys
-        from stagekit.snapshots.workspace import Workspace
+        from stagekit.workspace import Workspace
         with Workspace({str(ws.root)!r}).lock("write", purpose="creating snapshot 'big'"):
             print("locked", flush=True)
             sys.stdin.read() if False else __import__("time").sleep(30)

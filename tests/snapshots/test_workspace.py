@@ -14,7 +14,7 @@ import pytest
 
 from stagekit.errors import SnapshotCorruptError, SnapshotNotFoundError, WorkspaceError, WorkspaceLockedError
 from stagekit.snapshots.layout import ENV_VAR
-from stagekit.snapshots.workspace import Workspace
+from stagekit.workspace import Workspace
 from store_tools import overwrite_stored
 
 # --- locating ------------------------------------------------------------------------------------------
@@ -196,6 +196,6 @@ def test_checkout_errors(ws: Workspace) -> None:
 
 
 def test_importing_workspace_and_snapshot_is_light() -> None:
-    code = ("import sys, stagekit.snapshots.workspace, stagekit.snapshots.snapshot; "
+    code = ("import sys, stagekit.workspace, stagekit.snapshots.snapshot; "
             "sys.exit(any(m in sys.modules for m in ('pandas', 'pyarrow', 'pandera', 'ray')))")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -256,7 +256,7 @@ def write_report(args: argparse.Namespace, loaded: LoadedPipeline, result: Any) 
 
 
 def record_run(args: argparse.Namespace, result: Any) -> None:
-    from stagekit.snapshots.workspace import Workspace
+    from stagekit.workspace import Workspace
 
     ws = Workspace.locate(args.workspace)
     ws.record_run(result.run_id, {**result.summary(), "pipeline": str(args.pipeline), "snapshot": args.snapshot})

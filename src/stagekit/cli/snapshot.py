@@ -22,7 +22,7 @@ from stagekit.cli.progress import StatusLine
 if TYPE_CHECKING:
     from stagekit.snapshots.manifest import Snapshot
     from stagekit.snapshots.store import Progress
-    from stagekit.snapshots.workspace import Workspace
+    from stagekit.workspace import Workspace
 
 __all__ = ["add_parser"]
 
@@ -108,7 +108,7 @@ def _named_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[arg
 
 
 def _workspace(args: argparse.Namespace) -> Workspace:
-    from stagekit.snapshots.workspace import Workspace
+    from stagekit.workspace import Workspace
 
     return Workspace.locate(getattr(args, "workspace", None))
 
