@@ -57,7 +57,8 @@ def stagekit_register_stages(register):
 '''
 GOOD = '[pipeline]\ntargets = ["stats"]\n\n[params.make_prices]\nn = 6\n'
 SUMMARY_KEYS = {"run_id", "ok", "executor", "snapshot", "duration", "artifacts", "stages"}
-STAGE_SUMMARY_KEYS = {"name", "plugin", "status", "duration", "provided", "error", "warnings", "logs"}
+STAGE_SUMMARY_KEYS = {"name", "plugin", "status", "duration", "reason", "saved", "provided", "error", "warnings",
+                      "logs"}
 
 
 @pytest.fixture

@@ -27,3 +27,22 @@ def test_progress_is_silent_when_not_on_a_terminal() -> None:
              host=Host(plugins=[("progress", progress)], autoload=False, env={})).run()
     progress.close()
     assert stream.getvalue() == "" and progress.done == 1
+
+
+def test_a_cached_stage_is_counted_with_the_time_it_saved() -> None:
+    from types import SimpleNamespace
+
+    from stagekit.records import StageRecord
+
+    stream = io.StringIO()
+    progress = Progress(stream, enabled=True)
+    run = SimpleNamespace(stages=("a", "b"))
+    progress.stagekit_before_run(run)
+    progress.stagekit_after_stage(run, SimpleNamespace(name="a"), StageRecord("a", status="cached", saved=3.25))
+    assert progress.last == "a cached (saved 3.25s)"  # drawn at most 10 times a second: not necessarily now
+    progress.stagekit_before_stage(run, SimpleNamespace(name="b"))
+    progress.stagekit_after_stage(run, SimpleNamespace(name="b"), StageRecord("b", status="ok", duration=0.5))
+    progress.close()
+    text = stream.getvalue()
+    assert "[2/2]" in text and "1 cached (saved 3.2s)" in text and "last: b 0.50s" in text
+    assert (progress.done, progress.cached, progress.saved) == (2, 1, 3.25)

@@ -521,3 +521,32 @@ def test_an_abandoned_stage_is_counted_in_the_header(tmp_path: Path) -> None:
     abandoned = attrs.evolve(result, ok=False, stages=records)
     _, root = render(tmp_path, abandoned, pipeline.dag())
     assert "1 abandoned" in root.all("header")[0].text()
+
+
+def test_a_cached_stage_shows_what_it_saved_and_why_each_stage_ran(tmp_path: Path) -> None:
+    import attrs
+
+    pipeline = Pipeline([make_prices, equity, summarize])
+    result = pipeline.run()
+    records = dict(result.stages)
+    records["make_prices"] = attrs.evolve(records["make_prices"], status="cached", duration=0.0, saved=3.25,
+                                          reason="cached from run abc")
+    records["equity"] = attrs.evolve(records["equity"], reason="code changed")
+    _, root = render(tmp_path, attrs.evolve(result, stages=records), pipeline.dag())
+    header = root.all("header")[0].text()
+    assert "2 ok" in header and "1 cached" in header and "3.25 s (by the cached stages)" in header
+    [section] = [s for s in root.all("section") if s.attrs.get("id") == "stages"]
+    assert [th.text() for th in section.all("th")] == ["stage", "plugin", "status", "time", "provided", "reason",
+                                                       "error"]
+    cells = {r.all("td")[0].text(): [c.text() for c in r.all("td")] for r in section.all("tr")[1:]}
+    assert cells["make_prices"][2:6] == ["cached", "saved 3.25 s", "prices", "cached from run abc"]
+    assert cells["equity"][2] == "ok" and DURATION.fullmatch(cells["equity"][3]) and cells["equity"][5] == (
+        "code changed")
+    assert cells["summarize"][5] == ""
+    [node] = [n for n in root.all("g", "node") if n.attrs["data-stage"] == "make_prices"]
+    assert "cached" in node.classes and node.attrs["data-status"] == "cached"
+    texts = [t.text() for t in node.all("text")]
+    assert texts[2] == "cached · saved 3.25 s" and texts[3] == ""
+    tip = node.all("title")[0].text()
+    assert "status: cached" in tip and "reason: cached from run abc" in tip
+    assert "cached (reused from the run store)" in root.all("p", "legend")[0].text()

@@ -36,11 +36,13 @@ class StatusLine:
 
 
 class Progress:
-    """A plugin on the lifecycle hooks: done/total, what is running, the last finished stage."""
+    """A plugin on the lifecycle hooks: done/total, what is running, the last finished stage, and how many
+    stages were reused from the run store ("cached") with the time they saved."""
 
     def __init__(self, stream: TextIO, enabled: bool) -> None:
         self.line = StatusLine(stream, enabled)
-        self.total = self.done = self.failed = 0
+        self.total = self.done = self.failed = self.cached = 0
+        self.saved = 0.0
         self.running: dict[str, float] = {}
         self.last = ""
         self.started = time.perf_counter()
@@ -60,7 +62,12 @@ class Progress:
     def stagekit_after_stage(self, run: Any, stage: Any, record: Any) -> None:
         self.running.pop(stage.name, None)
         self.done += 1
-        self.last = f"{stage.name} {record.duration:.2f}s"
+        if record.status == "cached":
+            self.cached += 1
+            self.saved += record.saved
+            self.last = f"{stage.name} cached (saved {record.saved:.2f}s)"
+        else:
+            self.last = f"{stage.name} {record.duration:.2f}s"
         self._draw(force=self.done == self.total)
 
     @hookimpl
@@ -73,8 +80,9 @@ class Progress:
     def _draw(self, force: bool = False) -> None:
         running = ", ".join(list(self.running)[:3]) + (" ..." if len(self.running) > 3 else "")
         elapsed = time.perf_counter() - self.started
-        self.line.show(f"[{self.done}/{self.total}] {elapsed:6.1f}s  running: {running or '-'}  last: {self.last}",
-                       force=force)
+        cached = f"  {self.cached} cached (saved {self.saved:.1f}s)" if self.cached else ""  # before it is cut
+        self.line.show(f"[{self.done}/{self.total}] {elapsed:6.1f}s{cached}  running: {running or '-'}  "
+                       f"last: {self.last}", force=force)
 
     def close(self) -> None:
         self.line.clear()

@@ -1,12 +1,14 @@
-"""Plain-text rendering for the CLI: tables, graphs, run summaries."""
+"""Plain-text rendering for the CLI: tables, graphs, run summaries, what a run would do."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from stagekit._text import table
 from stagekit.graph.dag import INITIAL, Dag
+from stagekit.report.format import duration
 
 
 def edges(dag: Dag) -> list[tuple[str, str, str]]:
@@ -43,13 +45,68 @@ def dot(dag: Dag) -> str:
     return "\n".join(lines)
 
 
+def status(record: Any) -> str:
+    """A stage's status as the CLI shows it: "cached (saved 3.20 s)" for one reused from the run store."""
+    if record.status == "cached":
+        return f"cached (saved {duration(record.saved)})"
+    return str(record.status)
+
+
 def run_summary(result: Any) -> str:
-    rows = [[r.name, r.plugin or "-", r.status, f"{r.duration * 1000:.1f} ms",
-             ", ".join(r.provided) or "-"] for r in result.stages.values()]
-    head = table(["stage", "plugin", "status", "time", "provided"], rows, rule=True)
-    ok = sum(r.status == "ok" for r in result.stages.values())
-    return (f"{head}\n\nrun {result.run_id}: {ok}/{len(result.stages)} stages ok in {result.duration:.2f} s "
-            f"({result.executor}); artifacts: {', '.join(a for a in sorted(result.artifacts) if a != INITIAL)}")
+    """The per-stage table after a run, and one line: how many stages were ok (how many ran and how many were
+    cached, and the time those saved), the run's time, its artifacts. A run in a workspace says why each ran."""
+    records = list(result.stages.values())
+    why = any(r.reason for r in records)
+    rows = [[r.name, r.plugin or "-", status(r), "-" if r.status == "cached" else f"{r.duration * 1000:.1f} ms",
+             ", ".join(r.provided) or "-", *([r.reason or ""] if why else [])] for r in records]
+    head = table(["stage", "plugin", "status", "time", "provided", *(["reason"] if why else [])], rows, rule=True)
+    ok = sum(r.status == "ok" for r in records)
+    cached = [r for r in records if r.status == "cached"]
+    count = f"{ok}/{len(records)} stages ok" if not cached else (
+        f"{ok + len(cached)}/{len(records)} stages ok ({ok} ran, {len(cached)} cached, saved "
+        f"{duration(sum(r.saved for r in cached))})")
+    return (f"{head}\n\nrun {result.run_id}: {count} in {result.duration:.2f} s ({result.executor}); "
+            f"artifacts: {', '.join(a for a in sorted(result.artifacts) if a != INITIAL)}")
+
+
+# --- explain: what a run would do --------------------------------------------------------------------------
+
+_NO_WORKSPACE = ("not in a workspace: runs are not recorded and nothing is cached (--workspace DIR, "
+                 "$STAGEKIT_WORKSPACE, or a folder holding .stagekit)")
+
+
+def explain(decisions: Sequence[Any], *, workspace: Path | None = None) -> str:
+    """One row per stage (stage, action, reason, time saved), then "3 of 12 stages would run; 9 cached
+    (saves 41.2 s)"."""
+    rows = [[d.stage, d.action, d.reason or "", duration(d.saved) if d.action == "cached" else "-"]
+            for d in decisions]
+    lines = [table(["stage", "action", "reason", "saves"], rows, rule=True), "", explain_line(decisions)]
+    if workspace is None:
+        lines.append(_NO_WORKSPACE)
+    return "\n".join(lines)
+
+
+def explain_line(decisions: Sequence[Any]) -> str:
+    run = sum(d.action == "run" for d in decisions)
+    cached = [d for d in decisions if d.action == "cached"]
+    missing = [d for d in decisions if d.action == "missing"]
+    line = f"{run} of {len(decisions)} stage{'s' if len(decisions) != 1 else ''} would run; " + (
+        f"{len(cached)} cached (saves {duration(sum(d.saved for d in cached))})" if cached else "none cached")
+    if missing:
+        line += (f"; {len(missing)} missing ({', '.join(d.stage for d in missing)}): the run would stop before "
+                 "any stage runs")
+    return line
+
+
+def explain_json(decisions: Sequence[Any], *, pipeline: str, workspace: Path | None) -> dict[str, Any]:
+    cached = [d for d in decisions if d.action == "cached"]
+    return {
+        "pipeline": pipeline, "workspace": None if workspace is None else str(workspace),
+        "stages": [{"stage": d.stage, "action": d.action, "reason": d.reason, "saved": round(d.saved, 6)}
+                   for d in decisions],
+        "run": sum(d.action == "run" for d in decisions), "cached": len(cached),
+        "missing": sum(d.action == "missing" for d in decisions), "saved": round(sum(d.saved for d in cached), 6),
+    }
 
 
 def scalar_tables(artifacts: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -1,5 +1,6 @@
 """The report's pipeline section: the DAG as inline SVG, one box per stage coloured by status, with its time
-and its share of the total stage time; the slowest stages outlined. ``dag_layout`` decides where boxes go."""
+and its share of the total stage time (a cached stage: the time it saved); the slowest stages outlined.
+``dag_layout`` decides where boxes go."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ _ARROW = ('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" marker
 
 def dag_section(result: RunResult, dag: Dag) -> str:
     legend = ('<p class="legend"><i style="background:#effcf3;border:1px solid #22a559"></i>ok'
+              '<i style="background:#eff6ff;border:1px solid #3b82f6"></i>cached (reused from the run store)'
               '<i style="background:#fef1f1;border:1px solid #dc2626"></i>failed'
               '<i style="background:#f4f4f5;border:1px dashed #a1a1aa"></i>cancelled'
               f'<i style="background:#fff;border:2px solid #ea7a0c"></i>the {_SLOWEST} slowest stages'
@@ -79,9 +81,12 @@ def _edge_path(hops: list[str], top: dict[str, float], exits: dict[str, dict[str
 
 
 def _state(rec: StageRecord | None) -> tuple[str, bool, str]:
-    """(status, whether the stage ran, its time as text); a stage without a record is pending."""
+    """(status, whether the stage ran, its time as text); a stage without a record is pending, a cached one
+    shows the time it saved."""
     status = rec.status if rec is not None else "pending"
     ran = status in ("ok", "failed")
+    if rec is not None and status == "cached":
+        return status, False, f"cached · saved {duration(rec.saved)}"
     return status, ran, duration(rec.duration) if rec is not None and ran else "not run"
 
 
@@ -90,6 +95,8 @@ def _tooltip(name: str, dag: Dag, rec: StageRecord | None, share: float) -> str:
     tip = [name, f"plugin: {(rec.plugin if rec else None) or '-'}", f"status: {status}",
            f"time: {time}" + (f" ({share:.0%} of the stage time)" if ran else ""),
            f"requires: {', '.join(st.requires) or '-'}", f"provides: {', '.join(st.provides) or '-'}"]
+    if rec is not None and rec.reason:
+        tip.append(f"reason: {rec.reason}")
     if rec is not None and rec.error is not None:
         tip.append(f"error: {first_line(rec.error)}")
     return "\n".join(tip)

@@ -1,5 +1,6 @@
 """The HTML report of a run: one self-contained page with a header, the DAG with each stage's time, a stage
-table, what each stage logged and the artifacts.
+table, what each stage logged and the artifacts. A stage reused from the run store shows as "cached", with
+the time it saved; in a run with the run store, the stage table says why each stage ran.
 
 One file with inline CSS and inline SVG: no external asset, no JavaScript. This module assembles the page and
 renders the header, the stage table and the artifacts; ``dag_svg`` draws the pipeline, ``logs`` the
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["write_report"]
 
-_STATUSES = ("ok", "failed", "cancelled", "abandoned", "pending")
+_STATUSES = ("ok", "cached", "failed", "cancelled", "abandoned", "pending")
 _MAX_ENTRIES, _MAX_ITEMS = 200, 60  # of a mapping's table, of a list's text
 _FRAME_ROWS, _FRAME_COLUMNS = 10, 12
 
@@ -90,6 +91,7 @@ h3 small{color:#6b7280;font-weight:400;margin-left:6px}.facts{display:flex;flex-
 .facts div{color:#6b7280}.facts b{color:#1f2430;font-weight:600;margin-left:4px}
 .badge{display:inline-block;padding:1px 8px;border-radius:9px;font-size:12px;font-weight:600}
 .s-ok{background:#dcfce7;color:#166534}.s-failed{background:#fee2e2;color:#991b1b}
+.s-cached{background:#dbeafe;color:#1e40af}
 .s-cancelled,.s-abandoned,.s-pending{background:#e4e4e7;color:#52525b}.muted{color:#6b7280}.error{color:#b91c1c}
 .failure{background:#fef2f2;border:1px solid #fecaca;border-radius:6px;padding:8px 12px;margin-top:10px}
 .scroll{overflow:auto;border:1px solid #e3e6eb;border-radius:8px;background:#fff}.legend{color:#6b7280;font-size:12px}
@@ -104,6 +106,7 @@ pre{white-space:pre-wrap;margin:0}footer{margin-top:36px;color:#9ca3af;font-size
 .node rect{stroke-width:1.4}.node.ok>rect{fill:#effcf3;stroke:#22a559}
 .node.cancelled>rect,.node.abandoned>rect,.node.pending>rect{fill:#f4f4f5;stroke:#a1a1aa;stroke-dasharray:4 3}
 .node.slow>rect{stroke:#ea7a0c;stroke-width:2.6}.node.failed>rect{fill:#fef1f1;stroke:#dc2626}
+.node.cached>rect{fill:#eff6ff;stroke:#3b82f6}
 .node rect.track{fill:#e5e7eb;stroke:none}.node rect.bar{fill:#64748b;stroke:none}.node.slow rect.bar{fill:#ea7a0c}
 svg text{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}.name{font-size:12.5px;font-weight:600;
 fill:#111827}.art{font-size:10.5px;fill:#6b7280}.time,.share{font-size:11px;fill:#374151}
@@ -120,6 +123,9 @@ def _header(title: str, result: RunResult, dag: Dag, records: list[StageRecord])
              ("duration", duration(result.duration)),
              ("status", f'<span class="badge s-{status}">{"succeeded" if result.ok else "failed"}</span>'),
              ("stages", " · ".join(f'<span class="badge s-{s}">{n} {s}</span>' for s, n in counts if n))]
+    cached = [r for r in records if r.status == "cached"]
+    if cached:
+        facts.append(("saved", f"{duration(sum(r.saved for r in cached))} (by the cached stages)"))
     if result.snapshot:
         facts.insert(3, ("snapshot", f"<code>{escape(result.snapshot)}</code>"))
     if dag.initial:
@@ -131,17 +137,21 @@ def _header(title: str, result: RunResult, dag: Dag, records: list[StageRecord])
 
 
 def _stage_table(records: list[StageRecord]) -> str:
+    """One row per stage; a cached one's time is what it saved; a "reason" column when the run said why."""
     longest = max((r.duration for r in records), default=0.0) or 1.0
+    why = any(r.reason for r in records)
     rows = []
     for r in records:
         ran = r.status in ("ok", "failed")
         bar = f'<span class="bar" style="width:{60 * r.duration / longest:.0f}px"></span>' if ran else ""
+        time = duration(r.duration) if ran else f"saved {duration(r.saved)}" if r.status == "cached" else "-"
+        reason = f"<td>{escape(r.reason or '')}</td>" if why else ""
         rows.append(f"<tr><td><code>{escape(r.name)}</code></td><td>{escape(r.plugin or '-')}</td>"
                     f'<td><span class="badge s-{escape(r.status)}">{escape(r.status)}</span></td>'
-                    f'<td class="num">{bar}{duration(r.duration) if ran else "-"}</td>'
-                    f'<td>{escape(", ".join(r.provided))}</td><td class="err">{escape(first_line(r.error))}</td></tr>')
+                    f'<td class="num">{bar}{time}</td><td>{escape(", ".join(r.provided))}</td>{reason}'
+                    f'<td class="err">{escape(first_line(r.error))}</td></tr>')
     head = "".join(f"<th{' class=num' if h == 'time' else ''}>{h}</th>"
-                   for h in ("stage", "plugin", "status", "time", "provided", "error"))
+                   for h in ("stage", "plugin", "status", "time", "provided", *(["reason"] if why else []), "error"))
     return f'<section id="stages"><h2>Stages</h2><table><tr>{head}</tr>{"".join(rows)}</table></section>'
 
 
