@@ -592,6 +592,52 @@ def test_delete_collects_only_unshared_objects(ws: Workspace) -> None:
     assert ws.gc() == (0, 0)
 
 
+def test_delete_and_gc_keep_what_the_other_users_of_the_store_name_and_what_was_touched_since(
+    ws: Workspace,
+) -> None:
+    """The object store is shared (the run store's artifacts live there too): ``keep`` says what else stays."""
+    from stagekit.snapshots import snapshot
+
+    for name in ("named", "recent", "old", "snap"):
+        (ws.data_dir / name).write_text(name)
+    ws.create_snapshot("all", ["data"])
+    by_name = {Path(e.path).name: e.hash for e in ws.snapshot("all").files}
+    long_ago, since = time.time() - 3600, time.time() - 60
+    for digest in by_name.values():
+        os.utime(stored_at(ws, digest), (long_ago, long_ago))
+    os.utime(stored_at(ws, by_name["recent"]), (since + 1, since + 1))
+    asked: list[str] = []
+
+    def keep() -> tuple[set[str], float | None]:
+        with pytest.raises(WorkspaceLockedError), ws.lock("write"):  # asked while delete holds the write lock
+            pass
+        asked.append("asked")
+        return {by_name["named"]}, since
+
+    got = snapshot.delete(ws, "all", keep=keep)
+    assert asked == ["asked"] and (got.objects_removed, got.bytes_freed) == (2, len("old") + len("snap"))
+    assert {p.name for p in stored_files(ws)} == {by_name["named"], by_name["recent"]}
+    assert snapshot.gc(ws, keep=lambda: (set(), None)) == (2, len("named") + len("recent"))
+
+
+def test_a_keep_that_fails_stops_delete_and_gc_before_anything_is_removed(ws: Workspace) -> None:
+    from stagekit.snapshots import snapshot
+
+    (ws.data_dir / "a").write_text("a")
+    ws.create_snapshot("a", ["data"])
+    (ws.data_dir / "b").write_text("b")
+    ws.create_snapshot("b", ["data/b"])
+
+    def keep() -> tuple[set[str], float | None]:
+        raise SnapshotError("cannot tell what the runs hold")
+
+    for attempt in (lambda: snapshot.delete(ws, "a", keep=keep), lambda: snapshot.gc(ws, keep=keep)):
+        with pytest.raises(SnapshotError, match="cannot tell"):
+            attempt()
+    assert [s.name for s in ws.snapshots()] == ["a", "b"] and ws.verify_snapshot("a").ok
+    assert len(stored_files(ws)) == 2
+
+
 def test_damaged_manifest_is_named_and_gc_removes_nothing(ws: Workspace) -> None:
     (ws.data_dir / "a").write_text("a")
     ws.create_snapshot("good", ["data"])

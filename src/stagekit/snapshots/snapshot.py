@@ -9,7 +9,9 @@ workspace ``Layout``; the ``Workspace`` class is the public front door to them.
   writes the manifest last (temporary file, fsync, rename). Any failure removes what it added.
 * ``verify``, ``restore`` and ``checkout`` hold the gc lock shared, so a deletion cannot remove a content
   while they read it.
-* ``delete`` and ``gc`` hold the write lock and remove the contents no other manifest names.
+* ``delete`` and ``gc`` hold the write lock and remove the contents no other manifest names. The object store
+  is shared (the run store keeps produced artifacts there): what else must stay comes from the caller's
+  ``keep`` (``OtherReferences``), asked under the lock, so that this module knows nothing of runs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -38,6 +41,13 @@ class CreateResult:
     bytes_read: int
     objects_added: int  # new contents stored; the others were in the store already
     bytes_added: int
+
+
+OtherReferences = Callable[[], tuple[AbstractSet[str], float | None]]
+"""What users of the object store other than snapshots hold, asked by ``delete`` and ``gc`` while they hold the
+write lock and before they remove anything: the digests they refer to, and a time (Unix seconds; None: none)
+from which an object whose mtime is that or later is spared, for a writer that does not take the write lock
+may be about to name it. An error it raises stops the deletion or gc before anything is removed."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +120,10 @@ def _entries(root: str, items: list[ScanItem], cache: StatCache, txn: Txn, progr
 # --- restoring, checkouts ------------------------------------------------------------------------------
 
 
-def delete(layout: Layout, name: str, *, wait: float = 0.0) -> DeleteResult:
-    """Delete snapshot ``name``, its checkout, and every stored object no other snapshot refers to.
+def delete(layout: Layout, name: str, *, wait: float = 0.0, keep: OtherReferences | None = None,
+           ) -> DeleteResult:
+    """Delete snapshot ``name``, its checkout, and every stored object no other snapshot refers to (nor
+    ``keep``, see ``OtherReferences``).
 
     Needs no free space. Until its manifest is removed the snapshot is intact, and a failure says so; once
     it is, the snapshot is gone, and a content that cannot be removed is named in the error (``gc`` removes
@@ -122,7 +134,8 @@ def delete(layout: Layout, name: str, *, wait: float = 0.0) -> DeleteResult:
         if not target.exists():
             raise SnapshotNotFoundError(f"no snapshot named {name!r} in workspace {str(layout.root)!r}",
                                         snapshot=name)
-        keep = _referenced(layout, but=name)  # another manifest is damaged: fail before removing anything
+        referenced = _referenced(layout, but=name)  # a damaged manifest: fail before removing anything
+        others, spare_since = _others(keep)  # likewise if the other users cannot say what they hold
         intact = f"; snapshot {name!r} is intact"
         with layout.lock(f"checkout-{name}", wait=None):
             try:
@@ -141,18 +154,21 @@ def delete(layout: Layout, name: str, *, wait: float = 0.0) -> DeleteResult:
             raise SnapshotError(f"deleted snapshot {name!r}, but the deletion could not be flushed to disk "
                                 f"({why(exc)}); its stored contents were kept (`stagekit snapshot gc` removes "
                                 "them)", snapshot=name, path=str(layout.snapshots_dir)) from exc
-        got = Store(layout).remove_unreferenced(keep)
+        got = Store(layout).remove_unreferenced(referenced | others, spare_since=spare_since)
         _check_collected(got, f"deleted snapshot {name!r}, but", name)
     return DeleteResult(name, got.removed, got.freed)
 
 
-def gc(layout: Layout, *, wait: float = 0.0) -> tuple[int, int]:
-    """Remove stored objects no snapshot refers to, and leftovers of crashed creations.
+def gc(layout: Layout, *, wait: float = 0.0, keep: OtherReferences | None = None) -> tuple[int, int]:
+    """Remove stored objects no snapshot refers to (nor ``keep``, see ``OtherReferences``), and leftovers of
+    crashed creations.
 
     Returns (objects removed, bytes freed). Needs no free space.
     """
     with layout.lock("write", wait=wait, purpose="collecting garbage"):
-        got = Store(layout).remove_unreferenced(_referenced(layout))
+        referenced = _referenced(layout)
+        others, spare_since = _others(keep)
+        got = Store(layout).remove_unreferenced(referenced | others, spare_since=spare_since)
         _check_collected(got, "gc could not finish:", None)
     return got.removed, got.freed
 
@@ -165,6 +181,10 @@ def _check_collected(got: Collected, prefix: str, name: str | None) -> None:
                             + (" ..." if len(got.failed) > 1 else "") + "; `stagekit snapshot gc` removes them "
                             "once that is fixed", snapshot=name, path=path,
                             problems=[f"{p}: {r}" for p, r in got.failed])
+
+
+def _others(keep: OtherReferences | None) -> tuple[AbstractSet[str], float | None]:
+    return (frozenset(), None) if keep is None else keep()
 
 
 def _referenced(layout: Layout, but: str | None = None) -> set[str]:

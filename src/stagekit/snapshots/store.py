@@ -5,7 +5,8 @@ before and after (and its path re-checked for a replaced file), and read again i
 ``RETRIES`` times; new contents go to ``.stagekit/tmp``, are made durable with one ``syncfs`` and only then
 renamed into the store, so a name in the store always holds a whole content. ``hash_files`` re-hashes
 files (stored objects, or a tree being compared) on a thread pool: ``hashlib`` and file I/O release the GIL.
-``remove_unreferenced`` is the garbage collection.
+``remove_unreferenced`` is the garbage collection: it removes what the caller does not name, except what
+was touched since the time the caller gives (the run store shares these objects).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -158,8 +160,12 @@ class Store:
         """Those of ``digests`` the store does not hold."""
         return {d for d in set(digests) if not self.has(d)}
 
-    def remove_unreferenced(self, keep: set[str]) -> Collected:
+    def remove_unreferenced(self, keep: AbstractSet[str], *, spare_since: float | None = None) -> Collected:
         """Remove every object not in ``keep``, and leftover temporaries.
+
+        ``spare_since``: an object whose mtime is at or after this time (Unix seconds) is kept too, and
+        counted in the result's ``spared``: another user of the store (a run) that writes objects, or
+        refreshes the time of one it reuses, without taking the write lock may be about to name it.
 
         Needs no free space. An object that cannot be removed is skipped and listed in the result's
         ``failed``: the others are still removed. The caller holds the write lock (no creation runs); this
@@ -185,7 +191,10 @@ class Store:
                     if name not in keep:
                         path = f"{sub}/{name}"
                         try:
-                            size = os.lstat(path).st_size
+                            st = os.lstat(path)
+                            if spare_since is not None and st.st_mtime >= spare_since:
+                                got.spared += 1
+                                continue
                             os.unlink(path)
                         except FileNotFoundError:
                             continue
@@ -193,7 +202,7 @@ class Store:
                             got.failed.append((path, exc.strerror or str(exc)))
                             continue
                         got.removed += 1
-                        got.freed += size
+                        got.freed += st.st_size
             clean_tmp(self.layout)
         self._listings.clear()
         return got
@@ -201,11 +210,12 @@ class Store:
 
 @dataclass
 class Collected:
-    """What ``remove_unreferenced`` did: objects removed, bytes freed, and (path, why) of what it could not
-    remove."""
+    """What ``remove_unreferenced`` did: objects removed, bytes freed, unreferenced objects spared as recent,
+    and (path, why) of what it could not remove."""
 
     removed: int = 0
     freed: int = 0
+    spared: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
