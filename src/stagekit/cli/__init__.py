@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stagekit.cli import commands, runs, snapshot
+    from stagekit.cli import commands, runs, snapshot, store
 
     parser = argparse.ArgumentParser(
         prog="stagekit", description="Pluggable, parallel, validated data pipelines.",
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parsers(sub)
     snapshot.add_parser(sub)
     runs.add_parser(sub)
+    store.add_parser(sub)
     return parser
 
 
