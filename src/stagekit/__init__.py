@@ -32,10 +32,10 @@ if TYPE_CHECKING:
     from stagekit.contracts.pandera_validator import validate_with_pandera as validate_with_pandera
     from stagekit.errors import CatalogError as CatalogError
     from stagekit.errors import CodecError as CodecError
-    from stagekit.errors import CorruptObjectError as CorruptObjectError
     from stagekit.errors import ContractError as ContractError
     from stagekit.errors import ContractModeError as ContractModeError
     from stagekit.errors import ContractWarning as ContractWarning
+    from stagekit.errors import CorruptObjectError as CorruptObjectError
     from stagekit.errors import CycleError as CycleError
     from stagekit.errors import ExecutorError as ExecutorError
     from stagekit.errors import HookError as HookError
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from stagekit.errors import MergeConflictError as MergeConflictError
     from stagekit.errors import MergeError as MergeError
     from stagekit.errors import MergeStrategyError as MergeStrategyError
+    from stagekit.errors import MissingInputError as MissingInputError
     from stagekit.errors import PipelineError as PipelineError
     from stagekit.errors import PipelineFileError as PipelineFileError
     from stagekit.errors import PipelineWarning as PipelineWarning
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
     from stagekit.errors import RegistrationError as RegistrationError
     from stagekit.errors import ReportError as ReportError
     from stagekit.errors import RunInterrupted as RunInterrupted
-    from stagekit.errors import MissingInputError as MissingInputError
     from stagekit.errors import RunStoreError as RunStoreError
     from stagekit.errors import ScaffoldError as ScaffoldError
     from stagekit.errors import SnapshotCorruptError as SnapshotCorruptError

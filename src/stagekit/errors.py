@@ -329,22 +329,26 @@ class RunStoreError(StagekitError, RuntimeError):
 
 class CorruptObjectError(RunStoreError):
     """A stored object's bytes no longer match its digest, or it is gone: it is never used. ``path`` names
-    the object, ``digest`` the content it should hold."""
+    the object, ``digest`` the content it should hold, ``stage`` the stage that stored it (where known)."""
 
-    def __init__(self, message: str, *, path: str | None = None, digest: str | None = None) -> None:
+    def __init__(self, message: str, *, path: str | None = None, digest: str | None = None,
+                 stage: str | None = None) -> None:
         super().__init__(message, path=path)
         self.digest = digest
+        self.stage = stage
 
 
 class MissingInputError(RunStoreError, PipelineError):
     """A selected stage needs an artifact that nothing selected produces and that neither the catalog nor
-    the run store holds for the current inputs. ``artifact`` names it, ``stage`` the stage that would."""
+    the run store holds for the current inputs. ``artifact`` names it, ``stage`` the stage that would
+    produce it, ``reason`` why the store's runs of that stage do not fit."""
 
-    def __init__(self, message: str, *, artifact: str, stage: str | None) -> None:
+    def __init__(self, message: str, *, artifact: str, stage: str | None, reason: str = "") -> None:
         RunStoreError.__init__(self, message)
         self.problems = [message]
         self.artifact = artifact
         self.stage = stage
+        self.reason = reason
 
 
 # --- the run store --------------------------------------------------------------------------------------

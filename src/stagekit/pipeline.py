@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -19,6 +20,7 @@ from stagekit.stage import Stage
 
 if TYPE_CHECKING:
     from stagekit.plugins.host import Host
+    from stagekit.store.runstore import RunStore
 
 
 class Pipeline:
@@ -29,8 +31,9 @@ class Pipeline:
     ``host=Host.isolated(...)`` runs with exactly the plugins given.
     """
 
-    def __init__(self, stages: Iterable[Stage], *, host: Host | None = None) -> None:
+    def __init__(self, stages: Iterable[Stage], *, host: Host | None = None, from_store: Iterable[str] = ()) -> None:
         self.stages = list(stages)
+        self.from_store = frozenset(from_store)  # stages not selected whose outputs come from the run store
         self._host = host
         self._dags: dict[tuple[tuple[int, ...], frozenset[str]], Dag] = {}  # built DAGs, for runs again
         self._validated: tuple[Dag, RunSettings, Validation] | None = None  # the last check, for runs again
@@ -137,6 +140,10 @@ class Pipeline:
         timeout: float | None = None,
         stage_timeouts: Mapping[str, float] | None = None,
         isolation: str = "copy",
+        workspace: str | os.PathLike[str] | None = None,
+        cache: bool = True,
+        rerun: Iterable[str] = (),
+        name: str = "pipeline",
     ) -> RunResult:
         """Run every stage once, in dependency order; return the artifacts and per-stage records.
 
@@ -152,6 +159,11 @@ class Pipeline:
         :class:`~stagekit.StageTimeoutError` naming the stage. ``isolation``: "copy" (frames reach stages as
         copy-on-write copies, arrays read-only) or "strict" (also fingerprint every other input before and
         after each stage: the stage that changed one fails with an :class:`~stagekit.InputMutatedError`).
+
+        ``workspace`` (a folder; its ``.stagekit`` is created if missing) runs with its run store: what stages
+        produce is stored, the run is recorded under ``name``, and a stage whose fingerprint matches an earlier
+        run is reused instead of run (``cache=False``: none is; ``rerun``: these stages run anyway). See
+        docs/store.md.
         """
         if isolation not in ISOLATION_MODES:
             raise PipelineError(f"isolation must be one of {', '.join(ISOLATION_MODES)}, not {isolation!r}")
@@ -172,13 +184,32 @@ class Pipeline:
         from stagekit.graph.checks import contract_checker
 
         checker = contract_checker(dag, host, contracts, settings.stage_contracts)
+        store = None
+        if workspace is not None or self.from_store:
+            store = self.run_store(workspace, name, snapshot, settings, cache=cache, rerun=rerun)
+            store.check(dag, artifacts, settings.params)
         ex = make_executor(host, executor, workers, dict(settings.executor_options))
         info = RunInfo(uuid.uuid4().hex[:12], tuple(dag.order), executor, workers, contracts, snapshot)
         opts = RunOptions(executor=ex, merge=host.registry.merge_table.merge, hook=host.hook, checker=checker,
                           params=settings.params, origins=self.origins, info=info, log_level=log_level,
                           timeout=timeout, stage_timeouts=settings.stage_timeouts, strict=isolation == "strict",
-                          describe_plugin=_describer(host))
-        return run_dag(dag, artifacts, opts)
+                          describe_plugin=_describer(host), cache=store)
+        if store is None:
+            return run_dag(dag, artifacts, opts)
+        with store.recording(host):
+            return run_dag(dag, artifacts, opts)
+
+    def run_store(self, workspace: str | os.PathLike[str] | None, name: str, snapshot: str | None,
+                  settings: RunSettings, *, cache: bool = True, rerun: Iterable[str] = ()) -> RunStore:
+        """The run store a run of this pipeline in ``workspace`` uses (what ``run`` and ``explain`` consult)."""
+        from stagekit.store.runstore import RunStore
+
+        if workspace is None:
+            raise PipelineError(f"stages {', '.join(map(repr, sorted(self.from_store)))} are to come from the run "
+                                "store, but no workspace is given")
+        return RunStore(workspace, self.host, pipeline=name, snapshot=snapshot, params=settings.params,
+                        contracts=settings.contracts, stage_contracts=settings.stage_contracts, cache=cache,
+                        rerun=rerun, from_store=self.from_store, origins=self.origins)
 
 
 ISOLATION_MODES = ("copy", "strict")

@@ -14,6 +14,7 @@ executor = "thread"             # sequential | thread | process | any registered
 workers = 4
 contracts = "strict"            # strict | warn | off
 timeout = 3600                  # seconds for the whole run (also: stagekit run --timeout SECONDS)
+workspace = "."                 # record runs and reuse stages in this folder's run store (docs/store.md)
 
 [artifacts]                     # initial artifacts (relative paths: against this file's folder)
 raw_dir = "data/raw"
@@ -42,22 +43,23 @@ Unknown keys and wrong types are errors that name the file and the key.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tomllib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stagekit.errors import PipelineFileError
+from stagekit._text import unknown_name
+from stagekit.errors import PipelineError, PipelineFileError
 from stagekit.graph.checks import RunSettings, Validation
 from stagekit.stage import CONTRACT_MODES
 from stagekit.store.catalog import (
     CatalogEntry,
     CatalogInput,
     created_by,
+    load_inputs,
     parse_catalog,
     plan_catalog,
     resolve_formats,
@@ -69,12 +71,13 @@ if TYPE_CHECKING:
     from stagekit.plugins.host import Host
     from stagekit.records import RunResult
     from stagekit.stage import Stage
+    from stagekit.store.runstore import Plan
 
 _TOP = {"pipeline", "artifacts", "params", "contracts", "executor_options", "report", "catalog", "timeouts"}
 _REPORT: dict[str, type] = {"path": str, "artifacts": list}
 _PIPELINE: dict[str, type | tuple[type, ...]] = {
     "name": str, "description": str, "stages": list, "tags": list, "targets": list, "plugins": list, "executor": str,
-    "workers": int, "contracts": str, "timeout": (int, float),
+    "workers": int, "contracts": str, "timeout": (int, float), "workspace": str,
 }
 
 
@@ -98,6 +101,7 @@ class PipelineFile:
     catalog: Mapping[str, CatalogEntry] = attrs.field(factory=dict)  # formats not yet resolved (no host here)
     timeout: float | None = None  # [pipeline] timeout: the run's, in seconds
     stage_timeouts: Mapping[str, float] = attrs.field(factory=dict)  # [timeouts]: stage name -> seconds
+    workspace: Path | None = None  # [pipeline] workspace, against the file's folder
 
 
 def load_pipeline_file(path: str | Path) -> PipelineFile:
@@ -163,6 +167,7 @@ def parse_pipeline(data: Mapping[str, Any], path: Path) -> PipelineFile:
         report_path=str((path.parent / report["path"]).absolute()) if "path" in report else None,
         report_artifacts=tuple(report["artifacts"]) if "artifacts" in report else None, catalog=catalog,
         timeout=section.get("timeout"), stage_timeouts=stage_timeouts,
+        workspace=(path.parent / section["workspace"]).absolute() if "workspace" in section else None,
     )
 
 
@@ -238,51 +243,68 @@ class LoadedPipeline:
     catalog: dict[str, CatalogEntry] = attrs.field(factory=dict)
     workspace: str | Path | None = None  # where runs are recorded (see ``recorded_in``)
 
+    @property
+    def workspace_root(self) -> Path | None:
+        """Where runs are recorded and stages reused (:func:`recorded_in`); None: nowhere."""
+        return recorded_in(self.workspace, self.file.workspace)
+
     def check(self) -> Validation:
-        return self.pipeline.validate(self.artifacts, self.settings)
+        """What ``run`` would refuse before any stage starts: the pipeline's checks, and, where stages are to
+        come from the run store, those it does not hold (the catalog's inputs they need are read then)."""
+        found = self.pipeline.validate(self.artifacts, self.settings)
+        if found.ok and self.pipeline.from_store:
+            missing = [p for p in self.explain() if p.action == "missing"]
+            if missing:
+                found = attrs.evolve(found, found=list(found.found))
+                found.add("pipeline", [f"stage {p.stage!r} is not selected, and the run store holds no run of it "
+                                       f"for the current inputs ({p.reason})" for p in missing])
+        return found
 
-    def run(self, *, log_level: int | str | None = None) -> RunResult:
+    def run(self, *, log_level: int | str | None = None, cache: bool = True, rerun: Iterable[str] = ()) -> RunResult:
         """Read the catalog's inputs, run, and write the catalog's produced datasets (also those that finished
-        before a failure, then re-raising it)."""
+        before a failure, then re-raising it). In a workspace (:attr:`workspace_root`) the run is recorded and
+        stages are reused from its run store: ``cache=False`` reuses none, ``rerun`` names stages to run anyway."""
+        def run(given: Mapping[str, Any]) -> RunResult:
+            return self._run(given, log_level=log_level, cache=cache, rerun=rerun)
+
         if not self.catalog:
-            return self._run(self.artifacts, log_level)
-        formats = self.pipeline.host.registry.formats
-        return run_with_catalog(lambda given: self._run(given, log_level), self.artifacts, self.catalog, formats)
+            return run(self.artifacts)
+        return run_with_catalog(run, self.artifacts, self.catalog, self.pipeline.host.registry.formats)
 
-    def _run(self, artifacts: Mapping[str, Any], log_level: int | str | None) -> RunResult:
-        s = self.settings
-        with self._recorded():
-            return self.pipeline.run(
-                artifacts, executor=s.executor, workers=s.workers, contracts=s.contracts,
-                stage_contracts=s.stage_contracts, params=s.params, executor_options=s.executor_options,
-                snapshot=self.snapshot, log_level=log_level, timeout=s.timeout, stage_timeouts=s.stage_timeouts)
-
-    @contextlib.contextmanager
-    def _recorded(self) -> Iterator[None]:
-        """The run recorded in its workspace's run database, as it goes, when there is a workspace."""
-        root = recorded_in(self.workspace)
+    def explain(self, *, cache: bool = True, rerun: Iterable[str] = ()) -> list[Plan]:
+        """What a run would do with each stage, without running any (``stagekit explain``): run, cached or
+        missing, and why. Outside a workspace every stage runs."""
+        root = self.workspace_root
+        dag = self.pipeline.dag(self.artifacts)
         if root is None:
-            yield
-            return
-        from stagekit.store.recorder import RunRecorder
-        from stagekit.store.rundb import RunDatabase
+            from stagekit.store.runstore import Plan
 
-        db = RunDatabase.in_workspace(root)  # opened first: a corrupt file is refused before any stage runs
-        recorder = RunRecorder(db, self.file.name, self.snapshot, params=self.settings.params)
-        manager = self.pipeline.host.manager
-        name = f"stagekit.run-recorder.{id(recorder)}"
-        manager.register(recorder, name=name)
-        try:
-            yield
-        finally:
-            manager.unregister(name=name)
+            return [Plan(n, "run", "no workspace: nothing is reused") for n in dag.order]
+        artifacts = self.artifacts
+        pending = {n: v.entry for n, v in artifacts.items() if isinstance(v, CatalogInput)}
+        if pending:
+            artifacts = {**artifacts, **load_inputs(pending, (), self.pipeline.host.registry.formats)}
+        store = self.pipeline.run_store(root, self.file.name, self.snapshot, self.settings, cache=cache, rerun=rerun)
+        return store.explain(dag, artifacts, self.settings.params)
+
+    def _run(self, artifacts: Mapping[str, Any], *, log_level: int | str | None, cache: bool,
+             rerun: Iterable[str]) -> RunResult:
+        s = self.settings
+        return self.pipeline.run(
+            artifacts, executor=s.executor, workers=s.workers, contracts=s.contracts,
+            stage_contracts=s.stage_contracts, params=s.params, executor_options=s.executor_options,
+            snapshot=self.snapshot, log_level=log_level, timeout=s.timeout, stage_timeouts=s.stage_timeouts,
+            workspace=self.workspace_root, cache=cache, rerun=rerun, name=self.file.name)
 
 
-def recorded_in(workspace: str | Path | None) -> Path | None:
-    """The workspace whose run database records a run: the one named (``--workspace``, $STAGEKIT_WORKSPACE),
-    else the nearest initialised one (holding ``.stagekit``) from the current directory up; else none."""
+def recorded_in(workspace: str | Path | None, declared: Path | None = None) -> Path | None:
+    """The workspace whose run store a run uses: the one named (``--workspace``, $STAGEKIT_WORKSPACE), else
+    the file's ``[pipeline] workspace``, else the nearest initialised one (holding ``.stagekit``) from the
+    current directory up; else none."""
     from stagekit.snapshots.layout import STATE_DIR, Layout
 
+    if workspace is None and not os.environ.get("STAGEKIT_WORKSPACE") and declared is not None:
+        return declared
     located = Layout.locate(workspace)
     named = workspace is not None or bool(os.environ.get("STAGEKIT_WORKSPACE"))
     return located.root if named or (located.root / STATE_DIR).is_dir() else None
@@ -302,11 +324,18 @@ def load_pipeline(
     tags: Iterable[str] | None = None,
     targets: Iterable[str] | None = None,
     timeout: float | None = None,
+    from_stages: Iterable[str] | None = None,
+    to_stages: Iterable[str] | None = None,
 ) -> LoadedPipeline:
     """The pipeline a file describes, as ``stagekit run`` runs it: the installed plugins (or ``host``), the
     file's settings with the given overrides (``params`` merge into the file's, key by key; ``stages``,
     ``tags``, ``targets``, any of them given, replace the file's selection; ``timeout``, the run's in seconds,
-    replaces ``[pipeline] timeout``).
+    replaces ``[pipeline] timeout``). ``from_stages`` narrows the selection to those stages and everything
+    downstream of them, ``to_stages`` to those and everything upstream.
+
+    In a workspace (see :func:`recorded_in`), what the selection needs but does not produce comes from the
+    catalog, else from the run store: the stages that made it are in the pipeline, never run, taken from the
+    store for the current inputs (``Pipeline.from_store``), or the run is refused naming them.
 
     ``snapshot`` pins the run to a workspace snapshot: every initial artifact that is a path inside what the
     snapshot holds reads the snapshot's read-only checkout instead of the live file; the checkout's root and
@@ -335,8 +364,37 @@ def load_pipeline(
     selection = (pf.stages, pf.tags, pf.targets) if stages is None and tags is None and targets is None else (
         tuple(stages or ()), tuple(tags or ()), tuple(targets or ()))
     pipeline = Pipeline.from_host(host, *selection, given, plugins=pf.plugins)
+    chosen = [s.name for s in pipeline.stages]
+    if from_stages is not None or to_stages is not None:
+        chosen = narrowed(pipeline.stages, from_stages, to_stages)
+        pipeline = Pipeline([s for s in pipeline.stages if s.name in chosen], host=host)
+    if recorded_in(workspace, pf.workspace) is not None:  # what the selection needs and does not make: stored?
+        made = created_by(pipeline.stages)
+        given = [*artifacts, *(name for name in catalog if name not in made)]
+        full = Pipeline.from_host(host, targets=chosen, given=given, plugins=pf.plugins)
+        extra = {s.name for s in full.stages} - set(chosen)
+        if extra:
+            pipeline = Pipeline(full.stages, host=host, from_store=extra)
     artifacts.update(catalog_inputs(pipeline.stages, catalog, snapshot, workspace))
     return LoadedPipeline(pf, pipeline, artifacts, settings, snapshot, catalog, workspace)
+
+
+def narrowed(stages: Iterable[Stage], from_stages: Iterable[str] | None, to_stages: Iterable[str] | None) -> list[str]:
+    """The names of ``stages`` downstream of (and including) ``from_stages`` and upstream of ``to_stages``;
+    an unknown name is a :class:`PipelineError` naming close matches."""
+    from stagekit.graph.select import downstream, upstream
+
+    by_name = {s.name: s for s in stages}
+    asked = [*(from_stages or ()), *(to_stages or ())]
+    problems = [unknown_name("stage", n, by_name) for n in asked if n not in by_name]
+    if problems:
+        raise PipelineError(problems[0], problems)
+    chosen = set(by_name)
+    if from_stages is not None:
+        chosen &= downstream(by_name, from_stages)
+    if to_stages is not None:
+        chosen &= upstream(by_name, to_stages)
+    return [name for name in by_name if name in chosen]
 
 
 def catalog_inputs(stages: Iterable[Stage], catalog: Mapping[str, CatalogEntry], snapshot: str | None = None,

@@ -4,7 +4,7 @@ plugins can name them without importing the runner."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -108,6 +108,49 @@ class RunResult:
                 for r in self.stages.values()
             ],
         }
+
+
+class LazyValues(Mapping[str, Any]):
+    """A mapping whose values are read the first time they are asked for (then kept): a reused stage's
+    outputs, and a run's artifacts that come from the run store. ``loaders`` give the values not yet read."""
+
+    __slots__ = ("_loaders", "_values")
+
+    def __init__(self, loaders: Mapping[str, Callable[[], Any]], values: Mapping[str, Any] | None = None) -> None:
+        self._loaders = dict(loaders)
+        self._values = dict(values or {})
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            load = self._loaders[key]
+        value = self._values[key] = load()
+        del self._loaders[key]
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._values, *self._loaders])
+
+    def __len__(self) -> int:
+        return len(self._values) + len(self._loaders)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values or key in self._loaders
+
+    def loaded(self, key: str) -> bool:
+        return key in self._values
+
+    def loader(self, key: str) -> Callable[[], Any]:
+        """What gives the value of ``key`` (without reading it now)."""
+        if key in self._values:
+            value = self._values[key]
+            return lambda: value
+        return lambda: self[key]
+
+    def __repr__(self) -> str:
+        shown = [f"{k!r}: {'<not read>' if k in self._loaders else type(self._values[k]).__name__}" for k in self]
+        return "LazyValues({" + ", ".join(shown) + "})"
 
 
 # --- what executors are handed and hand back ----------------------------------------------------------

@@ -13,13 +13,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stagekit import Host, Pipeline, RunStoreError, StageError, stage
-from stagekit.store.recorder import RunRecorder
+from stagekit.store.recorder import GROUP_SECONDS, RunRecorder
 from stagekit.store.rundb import SCHEMA_VERSION, RunDatabase, StageRun
 
 SRC = str(Path(__file__).parents[2] / "src")
@@ -347,7 +348,9 @@ def first() -> int:
 
 
 def second(one: int, factor: int = 2) -> int:
-    """Reads the database from another connection while this stage runs."""
+    """Reads the database from another connection while this stage runs (once the recorder's grouping of
+    commits has let the first stage's record through)."""
+    time.sleep(GROUP_SECONDS * 4)
     other = RunDatabase(SEEN[0])
     latest = other.run("latest")
     SEEN.append((latest.status, [(s.stage, s.status) for s in other.stage_runs(latest.run_id)]))
@@ -399,10 +402,10 @@ def test_a_failed_run_records_the_failure_and_the_stages_that_never_ran(db_path:
 
 
 CRASH = textwrap.dedent("""
-    import os, signal, sys
+    import os, signal, sys, time
     sys.path.insert(0, sys.argv[2])
     from stagekit import Host, Pipeline, stage
-    from stagekit.store.recorder import RunRecorder
+    from stagekit.store.recorder import GROUP_SECONDS, RunRecorder
     from stagekit.store.rundb import RunDatabase
 
     def a():
@@ -412,6 +415,7 @@ CRASH = textwrap.dedent("""
         return x + 1
 
     def die(y):
+        time.sleep(GROUP_SECONDS * 4)  # records are committed in groups, within GROUP_SECONDS
         os.kill(os.getpid(), signal.SIGKILL)
 
     stages = [stage(a, provides=["x"]), stage(b, requires=["x"], provides=["y"]), stage(die, requires=["y"])]

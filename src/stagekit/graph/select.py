@@ -103,6 +103,21 @@ def upstream(stages: Mapping[str, Stage], targets: Iterable[str], given: Iterabl
     return seen
 
 
+def downstream(stages: Mapping[str, Stage], starts: Iterable[str]) -> set[str]:
+    """``starts`` and every stage that depends on them, through artifacts and ``after`` (a fixed point)."""
+    chosen = set(starts)
+    made = {a for n in chosen for a in stages[n].provides}
+    changed = True
+    while changed:
+        changed = False
+        for s in stages.values():
+            if s.name not in chosen and (made.intersection(s.requires) or chosen.intersection(s.after)):
+                chosen.add(s.name)
+                made.update(s.provides)
+                changed = True
+    return chosen
+
+
 def _usable_creators(stages: Mapping[str, Stage], role: ArtifactRoles, given: set[str],
                      prefer: Preference) -> list[str]:
     if len(role.creators) < 2:

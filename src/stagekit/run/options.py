@@ -11,6 +11,7 @@ import attrs
 from stagekit.plugins.registry import Provenance
 from stagekit.records import Checker, RunInfo
 from stagekit.run.executors.base import Executor
+from stagekit.run.incremental import StageCache
 
 __all__ = ["RunOptions"]
 
@@ -37,3 +38,4 @@ class RunOptions:
     # after the first failure, how long stages earlier in the DAG's order may still run ($STAGEKIT_CANCEL_GRACE)
     grace: float = attrs.field(factory=_default_grace)
     describe_plugin: Callable[[str], str] | None = None  # a plugin's name -> "plugin 'x' (distribution d 1.0)"
+    cache: StageCache | None = None  # the run store (stagekit.store.runstore.RunStore); None: nothing stored

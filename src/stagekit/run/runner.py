@@ -24,16 +24,19 @@ from typing import Any
 from stagekit._collector import collector_paused
 from stagekit.errors import (
     ContractWarning,
+    CorruptObjectError,
     ExecutorError,
     MergeConflictError,
     MergeError,
     PipelineWarning,
+    RunStoreError,
     StagekitError,
 )
 from stagekit.graph.dag import INITIAL, Dag
 from stagekit.graph.plan import Merged, Version, VersionPlan, plan_versions
-from stagekit.records import Outcome, RunInfo, RunResult, StageRecord, Task
+from stagekit.records import LazyValues, Outcome, RunInfo, RunResult, StageRecord, Task
 from stagekit.run import faults, logs
+from stagekit.run.incremental import Decision, Incremental
 from stagekit.run.options import RunOptions
 
 _ABSENT: Any = object()
@@ -73,6 +76,12 @@ class _Run:
         self.deadline = None if opts.timeout is None else time.perf_counter() + opts.timeout
         self.run_timed_out = False
         self.declared: dict[str, Any] = {}  # artifact -> the classes its merges must return (None: unchecked)
+        # with a run store: fingerprints of what the run made, and the stages it takes from the store
+        self.inc = None if opts.cache is None else Incremental(opts.cache, self.plan, self.produced[INITIAL])
+        self.worker_store = None if opts.cache is None or not getattr(opts.executor, "stores_outputs", False) \
+            else opts.cache.worker_store
+        self.instant: list[Outcome] = []  # reused stages: finished without the executor
+        self.decisions: dict[str, Decision] = {}  # why each stage that runs runs
         if self.cancel is None and (opts.timeout is not None or opts.stage_timeouts or
                                     any(s.timeout is not None for s in dag.stages.values())):
             warnings.warn(PipelineWarning(f"executor {opts.executor.name!r} has no cancel(): timeouts are not "
@@ -108,15 +117,20 @@ class _Run:
 
     def submit(self, name: str) -> None:
         stage = self.dag.stages[name]
+        params = {**stage.params, **self.opts.params.get(name, {})} if stage.params or name in self.opts.params \
+            else None
+        if self.inc is not None and self.reuse(name, stage, params or {}):
+            return
         try:
             produced = self.produced
             kwargs = {a: produced[v][a] if v.__class__ is str else self.value(a, v, name)
                       for a, v in self.plan.inputs[name]}
+        except CorruptObjectError as exc:  # a reused stage's stored output: that stage runs again
+            return self.corrupt(name, exc)
         except StagekitError as exc:  # a conflict or a failed merge where branches join
             return self.refuse(name, exc)
-        if stage.params or name in self.opts.params:
-            kwargs.update(stage.params)
-            kwargs.update(self.opts.params.get(name, {}))
+        if params:
+            kwargs.update(params)
         if self.before is not None:
             try:
                 self.before(run=self.info, stage=stage)
@@ -128,7 +142,31 @@ class _Run:
         if self.stage_timeouts is not None:
             timeout = self.stage_timeouts.get(name, timeout)
         self.running[name] = None
-        self.submit_task(Task(stage, kwargs, self.checker, self.log_level, timeout, self.strict))
+        self.submit_task(Task(stage, kwargs, self.checker, self.log_level, timeout, self.strict, self.worker_store))
+
+    def reuse(self, name: str, stage: Any, params: dict[str, Any]) -> bool:
+        """With a run store: True if the stage is taken from it (finished at once, without the executor)."""
+        assert self.inc is not None
+        try:
+            decision = self.inc.decide(stage, params)
+        except StagekitError as exc:  # an input that must come from the store is not there (MissingInputError)
+            self.refuse(name, exc)
+            return True
+        if decision.reuse is None:
+            self.decisions[name] = decision
+            return False
+        outputs = self.inc.cache.reused_outputs(stage, decision.reuse)  # read when a stage asks for one
+        self.instant.append(Outcome(name, outputs, reused=decision))  # type: ignore[arg-type]
+        return True
+
+    def corrupt(self, name: str, exc: CorruptObjectError) -> None:
+        producer = getattr(exc, "stage", None)
+        if self.inc is None or producer is None or producer not in self.dag.stages:
+            return self.refuse(name, exc)
+        warnings.warn(PipelineWarning(f"{exc}; stage {producer!r} runs again"), stacklevel=2)
+        if self.inc.run_again(producer, name, f"its stored output was corrupt ({exc.path})"):
+            self.produced.pop(producer, None)
+            self.submit(producer)
 
     def refuse(self, name: str, error: StagekitError) -> None:
         """A stage that could not be handed to the executor: failed, with what stopped it."""
@@ -144,7 +182,12 @@ class _Run:
         name = outcome.name
         if outcome.stopped is not None:
             return self.record_stopped(outcome)
+        if outcome.reused is not None:
+            return self.finish_reused(outcome)
         record = self.records[name] = StageRecord(name, self.plugin_of(name), "ok", outcome.duration)
+        decision = self.decisions.pop(name, None)
+        if decision is not None:
+            record.reason, record.fingerprint = decision.reason, decision.fingerprint
         if outcome.warnings:
             record.warnings = outcome.warnings
             _warn(name, outcome.warnings)
@@ -164,6 +207,39 @@ class _Run:
             return False
         self.produced[name] = outcome.outputs
         record.provided = stage.provides
+        if self.inc is not None and not self.store(name, stage, record, outcome):
+            return False
+        return self.finished(name, stage, record)
+
+    def finish_reused(self, outcome: Outcome) -> bool:
+        name, decision = outcome.name, outcome.reused
+        assert self.inc is not None and decision.reuse is not None
+        stage = self.dag.stages[name]
+        self.records[name] = record = StageRecord(
+            name, self.plugin_of(name), "cached", provided=stage.provides, reason=decision.reason,
+            saved=decision.reuse.saved, fingerprint=decision.fingerprint, stored=decision.reuse.stored)
+        self.produced[name] = outcome.outputs  # type: ignore[assignment]
+        self.inc.produced(name, decision.reuse.stored)
+        return self.finished(name, stage, record)
+
+    def store(self, name: str, stage: Any, record: StageRecord, outcome: Outcome) -> bool:
+        """What the stage stored (its worker did, else the driver stores it now); a failed write fails the run,
+        naming the artifact (the outputs are kept in the result)."""
+        assert self.inc is not None and outcome.outputs is not None
+        stored = outcome.stored
+        if stored is None:
+            stored = self.inc.cache.store(stage, outcome.outputs)
+        self.inc.produced(name, stored)
+        record.stored = {a: s for a, s in stored.items() if not isinstance(s, str)}
+        failed = [(a, s) for a, s in stored.items() if isinstance(s, str) and s.startswith("error: ")]
+        if failed:
+            artifact, why = failed[0]
+            self.fail(name, RunStoreError(f"stage {name!r} ran, but its output {artifact!r} could not be stored: "
+                                          f"{why[7:]}"))
+            return False
+        return True
+
+    def finished(self, name: str, stage: Any, record: StageRecord) -> bool:
         if self.after is not None:
             try:
                 self.after(run=self.info, stage=stage, record=record)
@@ -196,9 +272,11 @@ class _Run:
                 if self.bound is None or (not self.ending and self.position[name] < self.bound):
                     self.submit(name)
             ready = []
-            if not running:
+            if self.instant:  # stages reused from the run store, finished without the executor
+                outcomes, self.instant = self.instant, []
+            elif not running:
                 break
-            if self.stopped:
+            elif self.stopped:
                 outcomes, self.stopped = self.stopped, []
             elif self.deadline is None and self.grace_until is None:  # no clock: the common case
                 outcomes = wait() or self.nothing()
@@ -206,9 +284,12 @@ class _Run:
                 outcomes = self.wait()
             self.batch = outcomes  # what Ctrl-C in the middle of this loop would leave unrecorded: settle()
             for outcome in outcomes:
-                if running.pop(outcome.name, _ABSENT) is _ABSENT:
+                if running.pop(outcome.name, _ABSENT) is _ABSENT and outcome.reused is None:
                     continue  # not (or no longer) in flight: cancel() reported it already
                 if self.finish(outcome):
+                    if self.inc is not None and outcome.name in self.inc.waiting_for:  # ran again: a corrupt object
+                        ready += self.inc.waiting_for.pop(outcome.name)
+                        continue
                     for nxt in successors[outcome.name]:
                         waiting[nxt] -= 1
                         if not waiting[nxt]:
@@ -294,13 +375,18 @@ class _Run:
         if self.failures or len(records) < len(self.dag.order):  # in the DAG's order, cancelled included
             self.records = records = {n: records.get(n) or StageRecord(n, self.plugin_of(n), "cancelled")
                                       for n in self.dag.order}
-        done = {n for n, r in records.items() if r.status == "ok"}
+        done = {n for n, r in records.items() if r.status in ("ok", "cached")}
         complete = len(done) == len(records)
         artifacts: dict[str, Any] = {}
         materialize = self.opts.executor.materialize
+        deferred: dict[str, Any] = {}
         for artifact in self.dag.roles:
             version = self.plan.final(artifact, None if complete else done)
             if version is None:
+                continue
+            lazy = self.produced.get(version) if isinstance(version, str) else None
+            if isinstance(lazy, LazyValues) and not lazy.loaded(artifact):  # reused: read only if asked for
+                deferred[artifact] = lazy.loader(artifact)
                 continue
             try:
                 artifacts[artifact] = materialize(self.value(artifact, version, "the end of the run"))
@@ -310,6 +396,8 @@ class _Run:
                 self.fail(None, ExecutorError(f"artifact {artifact!r} cannot be brought into the driver: "
                                               f"{type(exc).__name__}: {exc}"))
         outputs = {n: o for n, o in self.produced.items() if n != INITIAL}
+        if deferred:
+            artifacts = LazyValues(deferred, artifacts)  # type: ignore[assignment]
         return RunResult(
             run_id=self.info.run_id, ok=not self.failures, artifacts=artifacts, stages=self.records,
             outputs=self.opts.executor.collect_outputs(outputs), duration=time.perf_counter() - started,

@@ -28,8 +28,9 @@ from typing import Any
 
 import attrs
 
-from stagekit.errors import CorruptObjectError, RunStoreError
+from stagekit.errors import CorruptObjectError, RunStoreError, StagekitError, UnstorableError
 from stagekit.store.codecs import CodecTable
+from stagekit.store.fingerprints import path_state, value_fingerprint
 
 __all__ = ["ArtifactStore", "StoredArtifact"]
 
@@ -45,9 +46,13 @@ class StoredArtifact:
     object: str  # sha256 of the object's bytes
     codec: str
     size: int
+    path: bool = False  # the value is a path whose files count in the fingerprint: re-checked when reused
 
     def to_json(self) -> dict[str, Any]:
-        return {"fingerprint": self.fingerprint, "object": self.object, "codec": self.codec, "size": self.size}
+        data = {"fingerprint": self.fingerprint, "object": self.object, "codec": self.codec, "size": self.size}
+        if self.path:
+            data["path"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> StoredArtifact | None:
@@ -55,7 +60,8 @@ class StoredArtifact:
         if not isinstance(data, Mapping):
             return None
         try:
-            return cls(str(data["fingerprint"]), str(data["object"]), str(data["codec"]), int(data["size"]))
+            return cls(str(data["fingerprint"]), str(data["object"]), str(data["codec"]), int(data["size"]),
+                       bool(data.get("path", False)))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -91,10 +97,26 @@ class ArtifactStore:
 
     # --- writing -------------------------------------------------------------------------------------
 
+    def put_all(self, outputs: Mapping[str, Any]) -> dict[str, StoredArtifact | str]:
+        """Store a stage's outputs: artifact -> what was stored, or a string saying why not ("unstorable:
+        ..." for a value no codec takes, "error: ..." for a write that failed). Plain data: it travels back
+        from a worker process."""
+        stored: dict[str, StoredArtifact | str] = {}
+        for artifact, value in outputs.items():
+            try:
+                stored[artifact] = self.put(value, artifact)
+            except UnstorableError as exc:
+                stored[artifact] = f"unstorable: {exc.reason}"
+            except StagekitError as exc:  # a full disk, a codec that failed
+                stored[artifact] = f"error: {exc}"
+        return stored
+
     def put(self, value: Any, artifact: str = "") -> StoredArtifact:
         """Store ``value``; :class:`UnstorableError` if no codec takes it, :class:`RunStoreError` if the disk
         refuses (nothing half-written stays)."""
-        fingerprint = self.table.fingerprint(value)
+        state = path_state(value)
+        fingerprint = value_fingerprint(value, self.table, state)
+        is_path = state is not None
         known = self._memo.get(fingerprint)
         if known is not None and self._refresh(self.path(known.object)):
             return known
@@ -119,7 +141,7 @@ class ArtifactStore:
             raise RunStoreError(f"cannot store {what} in {self.objects}: {why}; the run's records and the "
                                 "store stay consistent (free some space, or run with --no-cache)",
                                 path=self.objects) from exc
-        stored = StoredArtifact(fingerprint, digest, codec, size)
+        stored = StoredArtifact(fingerprint, digest, codec, size, is_path)
         with self._lock:
             self._memo[fingerprint] = stored
         return stored

@@ -22,7 +22,9 @@ import hashlib
 import inspect
 import json
 import linecache
+import os
 import re
+import stat
 import types
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
     from stagekit.plugins.registry import Provenance
     from stagekit.stage import Stage
 
-__all__ = ["FORMAT", "StageFingerprint", "code_text", "reason", "schema_text", "stage_fingerprint", "stage_record"]
+__all__ = ["FORMAT", "StageFingerprint", "code_text", "path_state", "reason", "schema_text", "stage_fingerprint",
+           "stage_record", "value_fingerprint"]
 
 FORMAT = 1
 """The fingerprint recipe's version: records of another format never match (and :func:`reason` says why)."""
@@ -134,6 +137,45 @@ def stage_record(stage: Stage, provenance: Provenance | None, params: Mapping[st
         shown={name: short_repr(value, 40) for name, value in params.items()},
         uncacheable="; ".join(why) or None,
     )
+
+
+def value_fingerprint(value: Any, table: CodecTable, state: str | Any | None = _FROM_STAGE) -> str:
+    """An artifact's fingerprint: its codec's; for a path (an absolute ``str`` or ``os.PathLike`` naming a file
+    or directory that exists) also the state of what it names (:func:`path_state`), so that a stage reading
+    files runs again when they change (``state``: that state, when the caller has it already).
+    :class:`UnstorableError` if no codec takes the value."""
+    found = table.fingerprint(value)
+    if state is _FROM_STAGE:
+        state = path_state(value)
+    return found if state is None else _sha256(f"{found}\0path\0{state}")
+
+
+def path_state(value: Any) -> str | None:
+    """For an absolute path that exists, a digest of what it names: each file's relative path, size and
+    modification time (in ns), the tree walked in order; None for any other value. Cheap (stats, no reads),
+    like ``make``: a file rewritten with other bytes in the same nanosecond and size goes unseen."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.startswith("/") or "\n" in value or len(value) > 4096:
+        return None
+    try:
+        st = os.stat(value)
+    except (OSError, ValueError):
+        return None
+    h = hashlib.sha256()
+    if not stat.S_ISDIR(st.st_mode):
+        h.update(f"file {st.st_size} {st.st_mtime_ns}".encode())
+        return h.hexdigest()
+    for folder, dirs, files in os.walk(value):
+        dirs.sort()
+        rel = os.path.relpath(folder, value)
+        for name in sorted(files):
+            try:
+                fst = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            h.update(f"{rel}/{name}\0{fst.st_size} {fst.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
 
 
 def reason(previous: StageFingerprint | None, current: StageFingerprint) -> str:

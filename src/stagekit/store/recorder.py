@@ -1,11 +1,17 @@
 """RunRecorder: a lifecycle-hook plugin that records a run in the run database as it goes (a crash keeps
-what finished). Registered on the host for the run by ``stagekit run`` and ``load_pipeline(...).run()``."""
+what finished). Registered on the host for the run by :class:`~stagekit.store.runstore.RunStore`.
+
+Stage runs are committed in groups: a record waits at most :data:`GROUP_SECONDS` (a timer) for others to
+share its transaction — a commit costs more than a fast stage — and a failure is written at once. A crash
+loses at most the records of that last fraction of a second (those stages run again), never the database's
+consistency."""
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stagekit.errors import PipelineWarning, RunStoreError
@@ -16,7 +22,9 @@ if TYPE_CHECKING:
     from stagekit.records import RunInfo, RunResult, StageRecord
     from stagekit.stage import Stage
 
-__all__ = ["RunRecorder"]
+__all__ = ["GROUP_SECONDS", "RunRecorder"]
+
+GROUP_SECONDS = 0.05
 
 
 class RunRecorder:
@@ -51,7 +59,7 @@ class RunRecorder:
 
     @hookimpl
     def stagekit_after_stage(self, run: RunInfo, stage: Stage, record: StageRecord) -> None:
-        self._record(run, stage, "ok", record.duration, provided=record.provided, plugin=record.plugin)
+        self._record(run, stage, record.status, record.duration, record=record)
 
     @hookimpl
     def stagekit_on_stage_error(self, run: RunInfo, stage: Stage, error: BaseException) -> None:
@@ -66,8 +74,9 @@ class RunRecorder:
         if rec is None:
             return
         rest = [StageRun(r.name, r.status, r.duration, error=None if r.error is None else str(r.error),
-                         plugin=r.plugin) for r in result.stages.values() if r.name not in rec.recorded]
-        rec.attempt(lambda: self.db.record_stages(run.run_id, rest))  # never ran, or failed where branches join
+                         plugin=r.plugin, reason=r.reason)
+                for r in result.stages.values() if r.name not in rec.recorded]
+        rec.add(self.db, run.run_id, rest, now=True)  # never ran, or failed where branches join
         rec.attempt(lambda: self.db.end_run(run.run_id, _status(result)))
         if rec.error is None:
             return
@@ -76,16 +85,23 @@ class RunRecorder:
             raise rec.error
         warnings.warn(PipelineWarning(f"the run was not fully recorded: {rec.error}"), stacklevel=2)
 
-    def _record(self, run: RunInfo, stage: Stage, status: str, duration: float, *, provided: Iterable[str] = (),
-                error: str | None = None, plugin: str | None = None) -> None:
+    def _record(self, run: RunInfo, stage: Stage, status: str, duration: float, *, record: StageRecord | None = None,
+                error: str | None = None) -> None:
         rec = self._runs.get(run.run_id)
         if rec is None:
             return
         rec.recorded.add(stage.name)
         params = {**stage.params, **self.params.get(stage.name, {})}
-        entry = StageRun(stage.name, status, duration, params=params, inputs=dict.fromkeys(stage.requires),
-                         outputs=dict.fromkeys(provided), error=error, plugin=plugin)
-        rec.attempt(lambda: self.db.record_stage(run.run_id, entry))
+        fp = record.fingerprint if record is not None else None
+        stored = record.stored if record is not None else {}
+        outputs = {a: (stored[a].to_json() if a in stored else None) for a in (record.provided if record else ())}
+        entry = StageRun(stage.name, status, duration, fingerprint=getattr(fp, "digest", None), params=params,
+                         inputs=dict(fp.inputs) if fp is not None else dict.fromkeys(stage.requires),
+                         outputs=outputs, error=error, plugin=record.plugin if record is not None else None,
+                         reason=record.reason if record is not None else None,
+                         saved=record.saved if record is not None else 0.0,
+                         parts=fp.to_dict() if fp is not None else None)
+        rec.add(self.db, run.run_id, [entry], now=status == "failed")
 
 
 class _Recording:
@@ -95,6 +111,30 @@ class _Recording:
         self.recorded: set[str] = set()
         self.started: dict[str, float] = {}
         self.error: RunStoreError | None = None
+        self.pending: list[StageRun] = []  # recorded, not yet committed
+        self.timer: threading.Timer | None = None
+        self.lock = threading.Lock()
+
+    def add(self, db: RunDatabase, run_id: str, entries: list[StageRun], *, now: bool) -> None:
+        """Commit ``entries`` with those pending: at once (``now``), else within GROUP_SECONDS."""
+        with self.lock:
+            self.pending += entries
+            if not now:
+                if self.timer is None:
+                    self.timer = threading.Timer(GROUP_SECONDS, self.flush, (db, run_id))
+                    self.timer.daemon = True
+                    self.timer.start()
+                return
+        self.flush(db, run_id)
+
+    def flush(self, db: RunDatabase, run_id: str) -> None:
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            pending, self.pending = self.pending, []
+            if pending:
+                self.attempt(lambda: db.record_stages(run_id, pending))
 
     def attempt(self, write: Callable[[], object]) -> None:
         if self.error is not None:  # after a failed write, nothing more: the records stay consistent

@@ -36,17 +36,25 @@ def run_task(task: Task) -> Outcome:
     """
     level = task.log_level
     if level is None:
-        return _run(task)
+        return _run(task) if task.store is None else _stored(task, _run(task))
     if _root.level > level or logs.installed() is None:  # once per worker process
         logs.ready(level)
     entries: list[LogEntry] = []
     token = _current.set((task.stage.name, level, entries))  # logs.begin, inlined: this runs per stage
     try:
-        outcome = _run(task)
+        outcome = _run(task) if task.store is None else _stored(task, _run(task))
     finally:
         _current.reset(token)
     if entries:
         outcome.logs = entries
+    return outcome
+
+
+def _stored(task: Task, outcome: Outcome) -> Outcome:
+    """With ``task.store`` (a run store the worker can reach): the outputs written there, here, so that big
+    values are written where they were made (``Outcome.stored``)."""
+    if outcome.outputs is not None and outcome.error is None:
+        outcome.stored = task.store.put_all(outcome.outputs)
     return outcome
 
 
@@ -181,6 +189,7 @@ class DriverMemoryExecutor:
     """Defaults shared by executors whose values live in the driver's memory."""
 
     name = "local"
+    stores_outputs = True  # its workers run run_task where the workspace is: they write their outputs themselves
 
     def materialize(self, value: Any) -> Any:
         return value

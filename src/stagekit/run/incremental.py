@@ -1,0 +1,104 @@
+"""Incremental runs, the runner's side: which stages to take from a run store instead of running them.
+
+The runner knows which version of each artifact a stage reads (:mod:`stagekit.graph.plan`); this module keeps
+the fingerprint of every version as the run goes — an initial artifact's from its value, a stage's output's
+from what the stage stored (or, for a reused stage, what its earlier run stored), an artifact merged where
+branches join from its base and branches — and asks the :class:`StageCache` (the run store,
+:class:`stagekit.store.runstore.RunStore`) whether a stage with these inputs can be reused. The runner itself
+stays ignorant of files, codecs and databases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from stagekit.graph.dag import INITIAL
+from stagekit.graph.plan import Merged, Version, VersionPlan
+
+if TYPE_CHECKING:
+    from stagekit.stage import Stage
+
+__all__ = ["Decision", "Incremental", "Reuse", "StageCache"]
+
+
+@attrs.frozen
+class Reuse:
+    """An earlier stage run to take the outputs of: its run, what it took, what it stored by artifact."""
+
+    run_id: str | None
+    saved: float
+    stored: Mapping[str, Any]  # artifact -> StoredArtifact
+
+
+@attrs.frozen
+class Decision:
+    """Whether a stage runs or is reused, and why. ``fingerprint`` is its fingerprint's parts (a
+    ``StageFingerprint``), ``reuse`` the earlier run to reuse (None: it runs), ``reason`` in a few words."""
+
+    fingerprint: Any
+    reason: str
+    reuse: Reuse | None = None
+
+
+class StageCache(Protocol):
+    """What the runner asks of a run store (see :class:`stagekit.store.runstore.RunStore`)."""
+
+    worker_store: Any  # handed to executors whose workers write their outputs themselves (Task.store)
+
+    def initial_fingerprint(self, artifact: str, value: Any) -> str | None: ...
+
+    def merged_fingerprint(self, artifact: str, base: str | None, branches: Sequence[str | None]) -> str | None: ...
+
+    def decide(self, stage: Stage, params: Mapping[str, Any], inputs: Mapping[str, str | None], *,
+               redo: str | None = None) -> Decision: ...
+
+    def reused_outputs(self, stage: Stage, reuse: Reuse) -> Mapping[str, Any]: ...
+
+    def store(self, stage: Stage, outputs: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+class Incremental:
+    """The fingerprints of a run's artifact versions, and the stages that must run again after all."""
+
+    def __init__(self, cache: StageCache, plan: VersionPlan, initial: Mapping[str, Any]) -> None:
+        self.cache = cache
+        self.plan = plan
+        self.initial = initial
+        self.fps: dict[str, dict[str, str | None]] = {}  # stage -> artifact -> fingerprint of what it made
+        self.merged: dict[tuple[str, Merged], str | None] = {}
+        self.redo: dict[str, str] = {}  # stage -> why it runs again (a stored output of it was corrupt)
+        self.waiting_for: dict[str, list[str]] = {}  # a stage running again -> the stages that wait for it
+
+    def fingerprint(self, artifact: str, version: Version) -> str | None:
+        if isinstance(version, str):
+            if version == INITIAL:
+                made = self.fps.setdefault(INITIAL, {})
+                if artifact not in made:
+                    made[artifact] = self.cache.initial_fingerprint(artifact, self.initial[artifact])
+                return made[artifact]
+            return self.fps.get(version, {}).get(artifact)
+        key = (artifact, version)
+        if key not in self.merged:
+            base = self.fingerprint(artifact, version.base)
+            branches = [self.fingerprint(artifact, w) for w in version.writers]
+            self.merged[key] = self.cache.merged_fingerprint(artifact, base, branches)
+        return self.merged[key]
+
+    def decide(self, stage: Stage, params: Mapping[str, Any]) -> Decision:
+        inputs = {a: self.fingerprint(a, v) for a, v in self.plan.inputs[stage.name]}
+        return self.cache.decide(stage, params, inputs, redo=self.redo.get(stage.name))
+
+    def produced(self, name: str, stored: Mapping[str, Any] | None) -> None:
+        """What a stage stored (artifact -> StoredArtifact or a reason string): its outputs' fingerprints."""
+        self.fps[name] = {a: getattr(s, "fingerprint", None) for a, s in (stored or {}).items()}
+
+    def run_again(self, producer: str, waiting: str, why: str) -> bool:
+        """``waiting`` cannot start: a stored output of ``producer`` is corrupt. True if ``producer`` must now
+        be submitted again (False: it is being run again already)."""
+        first = producer not in self.waiting_for
+        self.waiting_for.setdefault(producer, []).append(waiting)
+        self.redo[producer] = why
+        return first
