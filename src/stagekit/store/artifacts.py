@@ -160,11 +160,15 @@ class ArtifactStore:
     # --- reading -------------------------------------------------------------------------------------
 
     def has(self, stored: StoredArtifact) -> bool:
-        """Whether the object is there with its size (cheap; :meth:`load` verifies the bytes)."""
+        """Whether the object is there with its size (cheap; :meth:`load` verifies the bytes). Its time is
+        refreshed: a run about to reuse it keeps a garbage collection running meanwhile from removing it."""
+        path = self.path(stored.object)
         try:
-            return os.stat(self.path(stored.object)).st_size == stored.size
+            if os.stat(path).st_size != stored.size:
+                return False
         except OSError:
             return False
+        return self._refresh(path)
 
     def load(self, stored: StoredArtifact, artifact: str = "") -> Any:
         """The value, read through its codec while its bytes are hashed alongside; an object whose bytes do

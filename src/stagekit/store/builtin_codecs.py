@@ -7,6 +7,8 @@
   Object arrays are refused: ``.npy`` would need pickle.
 - ``dict``, ``list``, ``str``, ``int``, ``float``, ``bool``, ``None``: JSON, when the whole value is made of
   exactly these types (a tuple or a dict subclass would come back otherwise, and is refused).
+- ``tuple`` and ``stagekit.FrozenMap``: tagged JSON (:mod:`stagekit.store.struct_codec`), nested tuples,
+  dicts, FrozenMaps and dataclass or attrs instances included, each read back as the type it was.
 - ``object``, the catch-all: dataclasses and attrs classes, field by field through each field's own codec,
   in one zip file.
 
@@ -32,6 +34,7 @@ from stagekit.errors import CodecError, UnstorableError
 from stagekit.hookspecs import hookimpl
 from stagekit.store.codecs import BUILTIN_PLUGIN, CodecTable, current_table
 from stagekit.store.frame_codecs import ArrowTableCodec, FrameCodec, SeriesCodec, exactly, sha256_of
+from stagekit.store.struct_codec import StructCodec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,6 +60,9 @@ def stagekit_register_codecs(register: Callable[[type | str, Any], None]) -> Non
     json_codec = JsonCodec()
     for json_type in (dict, list, str, int, float, bool, type(None)):
         register(json_type, json_codec)
+    struct = StructCodec()
+    register(tuple, struct)
+    register("stagekit.frozenmap.FrozenMap", struct)
     register(object, FieldsCodec())
 
 

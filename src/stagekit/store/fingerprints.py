@@ -152,7 +152,8 @@ def value_fingerprint(value: Any, table: CodecTable, state: str | Any | None = _
 
 def path_state(value: Any) -> str | None:
     """For an absolute path that exists, a digest of what it names: each file's relative path, size and
-    modification time (in ns), the tree walked in order; None for any other value. Cheap (stats, no reads),
+    modification time (in ns), the tree walked in order (a ``.stagekit`` state folder left out); None for any
+    other value. Cheap (stats, no reads),
     like ``make``: a file rewritten with other bytes in the same nanosecond and size goes unseen."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
@@ -167,7 +168,7 @@ def path_state(value: Any) -> str | None:
         h.update(f"file {st.st_size} {st.st_mtime_ns}".encode())
         return h.hexdigest()
     for folder, dirs, files in os.walk(value):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if d != ".stagekit")  # a workspace's own state is nobody's input
         rel = os.path.relpath(folder, value)
         for name in sorted(files):
             try:
