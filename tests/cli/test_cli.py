@@ -215,7 +215,7 @@ def test_plugins_json(capsys: pytest.CaptureFixture[str], project: Path) -> None
         "stagekit.codecs": {"codecs": ["pandas.DataFrame", "pandas.Series", "pyarrow.lib.Table", "numpy.ndarray",
                                        "numpy.generic", "builtins.dict", "builtins.list", "builtins.str",
                                        "builtins.int", "builtins.float", "builtins.bool", "builtins.NoneType",
-                                       "builtins.object"]},
+                                       "builtins.tuple", "stagekit.frozenmap.FrozenMap", "builtins.object"]},
         "stagekit.formats": {"formats": ["csv", "parquet", "json", "excel"]}}
     # everything else installed in this environment was found but not loaded (the allow list)
     assert {r["status"] for r in records if r not in builtins and r is not mine} <= {"disabled"}

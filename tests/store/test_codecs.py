@@ -366,7 +366,7 @@ class Opaque:
 
 def test_a_value_without_a_codec_has_no_fingerprint_and_says_why(tmp_path: Path) -> None:
     assert fingerprint(Opaque(1), TABLE) is None
-    assert fingerprint((1, 2), TABLE) is None
+    assert fingerprint({1, 2}, TABLE) is None
     why = TABLE.why_not(Opaque)
     assert why is not None and f"no codec is registered for {__name__}.Opaque" in why
     assert "stagekit_register_codecs" in why and "PickleCodec" in why

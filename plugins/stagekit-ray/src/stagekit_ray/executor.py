@@ -71,6 +71,10 @@ class RayExecutor:
         # A cluster started here has `workers` CPUs, which bounds the stages in flight already (and lets Ray
         # pipeline them); a cluster found running gets the bound here.
         self._cap = workers if self.session.owned != "cluster" else None
+        # With the run store: workers of a cluster started here share the driver's disk, so they write their
+        # stages' outputs themselves (big values never travel through the driver); on another cluster the
+        # workers may not reach the workspace, and outputs left in Ray's object store are not stored.
+        self.stores_outputs = self.session.owned == "cluster"
         # the session is released by shutdown(); the safety net: when this executor is collected, or at exit
         self._finalizer = weakref.finalize(self, self.session.close)
         self._task_options = {"max_retries": max_retries, **(task_options or {})}
@@ -221,7 +225,7 @@ class RayExecutor:
                        "name": f"stagekit:{stage.name}"}
             refs = self._stage_fn.options(**options).remote(
                 stage, _by_value(stage), params, _spec(task), task.log_level, tuple(names), *values,
-                strict=task.strict)
+                strict=task.strict, store=task.store)
         except ExecutorError as exc:
             self._done.append(Outcome(stage.name, None, exc))
             return
@@ -298,7 +302,7 @@ class RayExecutor:
             return Outcome(name, None, status.error, status.duration, list(status.warnings), logs=logs,
                            forwarded=True)
         return Outcome(name, dict(zip(provides, outputs, strict=True)), None, status.duration,
-                       list(status.warnings), logs=logs, forwarded=True)
+                       list(status.warnings), logs=logs, forwarded=True, stored=status.stored)
 
     def _drain_done(self) -> list[Outcome]:
         done, self._done = self._done, []

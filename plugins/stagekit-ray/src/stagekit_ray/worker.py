@@ -28,15 +28,18 @@ class Status:
     error: BaseException | None = None
     warnings: tuple[str, ...] = ()
     logs: tuple[LogEntry, ...] = ()
+    stored: dict[str, Any] | None = None  # what the worker wrote to the run store (Outcome.stored)
 
 
 def run_stage(stage: Stage, func: Any, params: dict[str, Any], contracts: ContractSpec | None,
-              log_level: int | None, names: tuple[str, ...], *values: Any, strict: bool = False) -> Any:
+              log_level: int | None, names: tuple[str, ...], *values: Any, strict: bool = False,
+              store: Any = None) -> Any:
     """Run ``stage`` on the artifacts ``values`` (Ray resolved each one: they arrive as values).
 
     ``contracts`` is the run's contract settings (the driver's ``task.checker.spec``), None without contracts;
     ``log_level`` the level at which the stage's log records are kept (the driver's ``task.log_level``);
-    ``strict`` the run's ``isolation="strict"`` (``task.strict``).
+    ``strict`` the run's ``isolation="strict"`` (``task.strict``), ``store`` the run store the worker writes
+    the outputs to (``task.store``: an ``ArtifactStore`` on a disk this worker shares, or None).
     """
     from stagekit_ray.datasets import lazy_checks
 
@@ -50,12 +53,13 @@ def run_stage(stage: Stage, func: Any, params: dict[str, Any], contracts: Contra
     except Exception as exc:
         return _pack(stage, Status(0.0, portable(exc)), {})
     with lazy_checks(checker, stage, kwargs) as replaced:
-        outcome = run_task(Task(stage, kwargs, checker, log_level, strict=strict))
+        outcome = run_task(Task(stage, kwargs, checker, log_level, strict=strict, store=store))
     logs = tuple(outcome.logs)
     if outcome.error is not None:
         return _pack(stage, Status(outcome.duration, portable(unwrap(outcome.error)), logs=logs), {})
     outputs = {**(outcome.outputs or {}), **replaced}  # datasets now checked batch by batch as they stream
-    return _pack(stage, Status(outcome.duration, None, tuple(str(w) for w in outcome.warnings), logs), outputs)
+    return _pack(stage, Status(outcome.duration, None, tuple(str(w) for w in outcome.warnings), logs,
+                               outcome.stored), outputs)
 
 
 def _pack(stage: Stage, status: Status, outputs: dict[str, Any]) -> Any:
