@@ -308,10 +308,9 @@ def stage(
     the run with a ``StageTimeoutError`` naming it; a stage that provides an artifact and returns None fails
     too, unless ``types`` says None is a value of that artifact.
 
-    In a workspace, a stage whose fingerprint (code, the distribution and ``version`` that ship it, params,
-    contracts, inputs) matches an earlier run is reused from the run store instead of run: bump ``version``
-    to say its results changed without its code changing; ``cache=False`` always runs it (side effects,
-    randomness).
+    In a workspace a stage whose fingerprint (code, distribution, ``version``, params, contracts, inputs)
+    matches an earlier run is reused: bump ``version`` when its results change but its code does not;
+    ``cache=False`` always runs it (side effects, randomness).
     """
     options: dict[str, Any] = {
         "name": name, "requires": requires, "provides": provides, "after": after, "tags": tags,
@@ -357,11 +356,9 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
     if contract_mode is not None and contract_mode not in CONTRACT_MODES:
         raise StageDefinitionError(
             f"stage {name!r}: contract_mode must be one of {CONTRACT_MODES}, not {contract_mode!r}")
-    timeout = options["timeout"]
-    if timeout is not None:
-        timeout = check_timeout(timeout, f"stage {name!r}: timeout")
-    version = options["version"]
-    if version is not None and (isinstance(version, bool) or not isinstance(version, str | int)):
+    if (timeout := options["timeout"]) is not None and (problem := timeout_problem(timeout)) is not None:
+        raise StageDefinitionError(f"stage {name!r}: timeout {problem}")
+    if (version := options["version"]) is not None and (type(version) is bool or not isinstance(version, str | int)):
         raise StageDefinitionError(f"stage {name!r}: version must be a string or an integer, not {version!r}")
     if not isinstance(options["cache"], bool):
         raise StageDefinitionError(f"stage {name!r}: cache must be True or False, not {options['cache']!r}")
@@ -373,7 +370,8 @@ def _make(func: Callable[..., Any] | str, options: dict[str, Any]) -> Stage:
     return Stage(
         name=name, func=func, requires=requires, provides=provides, after=after, tags=tags,
         description=description, params=params, inputs=inputs, outputs=outputs, contract_mode=contract_mode,
-        types=types, timeout=timeout, version=None if version is None else str(version), cache=options["cache"],
+        types=types, timeout=None if timeout is None else float(timeout),
+        version=None if version is None else str(version), cache=options["cache"],
     )
 
 
@@ -387,13 +385,6 @@ def timeout_problem(value: Any) -> str | None:
     if not 0 < value < float("inf"):
         return f"must be a positive number of seconds, not {value!r}"
     return None
-
-
-def check_timeout(value: Any, what: str) -> float:
-    problem = timeout_problem(value)
-    if problem is not None:
-        raise StageDefinitionError(f"{what} {problem}")
-    return float(value)
 
 
 def _mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:

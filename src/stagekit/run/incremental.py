@@ -10,18 +10,22 @@ stays ignorant of files, codecs and databases.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from stagekit.errors import CorruptObjectError, PipelineWarning, RunStoreError, StagekitError
 from stagekit.graph.dag import INITIAL
 from stagekit.graph.plan import Merged, Version, VersionPlan
+from stagekit.records import Outcome, StageRecord
 
 if TYPE_CHECKING:
+    from stagekit.graph.dag import Dag
     from stagekit.stage import Stage
 
-__all__ = ["Decision", "Incremental", "Reuse", "StageCache"]
+__all__ = ["Decision", "Incremental", "IncrementalSteps", "Reuse", "StageCache"]
 
 
 @attrs.frozen
@@ -102,3 +106,75 @@ class Incremental:
         self.waiting_for.setdefault(producer, []).append(waiting)
         self.redo[producer] = why
         return first
+
+
+class IncrementalSteps:
+    """The runner's steps with a run store (the runner's ``_Run`` has them): taking a stage from the store,
+    running again the stage whose stored output turned out corrupt, and recording what a stage stored."""
+
+    # what they use of the run (set by ``_Run``)
+    inc: Incremental | None
+    dag: Dag
+    produced: dict[str, dict[str, Any]]
+    records: dict[str, StageRecord]
+    decisions: dict[str, Decision]
+    instant: list[Outcome]
+
+    if TYPE_CHECKING:
+        def refuse(self, name: str, error: StagekitError) -> None: ...
+        def submit(self, name: str) -> None: ...
+        def fail(self, name: str | None, error: BaseException) -> None: ...
+        def finished(self, name: str, stage: Any, record: StageRecord) -> bool: raise NotImplementedError
+        def plugin_of(self, name: str) -> str | None: raise NotImplementedError
+
+    def reuse(self, name: str, stage: Any, params: dict[str, Any]) -> bool:
+        """With a run store: True if the stage is taken from it (finished at once, without the executor)."""
+        assert self.inc is not None
+        try:
+            decision = self.inc.decide(stage, params)
+        except StagekitError as exc:  # an input that must come from the store is not there (MissingInputError)
+            self.refuse(name, exc)
+            return True
+        if decision.reuse is None:
+            self.decisions[name] = decision
+            return False
+        outputs = self.inc.cache.reused_outputs(stage, decision.reuse)  # read when a stage asks for one
+        self.instant.append(Outcome(name, outputs, reused=decision))  # type: ignore[arg-type]
+        return True
+
+    def corrupt(self, name: str, exc: CorruptObjectError) -> None:
+        producer = getattr(exc, "stage", None)
+        if self.inc is None or producer is None or producer not in self.dag.stages:
+            return self.refuse(name, exc)
+        warnings.warn(PipelineWarning(f"{exc}; stage {producer!r} runs again"), stacklevel=2)
+        if self.inc.run_again(producer, name, f"its stored output was corrupt ({exc.path})"):
+            self.produced.pop(producer, None)
+            self.submit(producer)
+
+    def finish_reused(self, outcome: Outcome) -> bool:
+        name, decision = outcome.name, outcome.reused
+        assert self.inc is not None and decision.reuse is not None
+        stage = self.dag.stages[name]
+        self.records[name] = record = StageRecord(
+            name, self.plugin_of(name), "cached", provided=stage.provides, reason=decision.reason,
+            saved=decision.reuse.saved, fingerprint=decision.fingerprint, stored=decision.reuse.stored)
+        self.produced[name] = outcome.outputs  # type: ignore[assignment]
+        self.inc.produced(name, decision.reuse.stored)
+        return self.finished(name, stage, record)
+
+    def store(self, name: str, stage: Any, record: StageRecord, outcome: Outcome) -> bool:
+        """What the stage stored (its worker did, else the driver stores it now); a failed write fails the run,
+        naming the artifact (the outputs are kept in the result)."""
+        assert self.inc is not None and outcome.outputs is not None
+        stored = outcome.stored
+        if stored is None:
+            stored = self.inc.cache.store(stage, outcome.outputs)
+        self.inc.produced(name, stored)
+        record.stored = {a: s for a, s in stored.items() if not isinstance(s, str)}
+        failed = [(a, s) for a, s in stored.items() if isinstance(s, str) and s.startswith("error: ")]
+        if failed:
+            artifact, why = failed[0]
+            self.fail(name, RunStoreError(f"stage {name!r} ran, but its output {artifact!r} could not be stored: "
+                                          f"{why[7:]}"))
+            return False
+        return True

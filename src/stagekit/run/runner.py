@@ -4,12 +4,8 @@ The loop resolves each ready stage's inputs (merging concurrent branches where t
 lifecycle hooks in the driver, hands the stage to the executor, and records what comes back. Per-stage work
 is constant: nothing in the loop grows with the size of the pipeline.
 
-When something fails (a stage, a join's merge, a hook, a timeout) the run stops deterministically: what is
-reported first is the failure of the stage earliest in the DAG's order, the same under every executor.
-From the first failure on, stages later in that order are not started and those running are cancelled at
-once (``Executor.cancel``: workers killed, threads abandoned); stages earlier in the order still run, for
-at most ``grace`` seconds after the first failure (one of them may fail too, and would then be the one
-reported first), after which everything still running is cancelled. Every finished stage's outputs are kept.
+How a run stops when something fails is in :mod:`stagekit.run.stopping`; what changes with a run store
+(stages reused instead of run) in :mod:`stagekit.run.incremental`.
 """
 
 from __future__ import annotations
@@ -29,20 +25,20 @@ from stagekit.errors import (
     MergeConflictError,
     MergeError,
     PipelineWarning,
-    RunStoreError,
     StagekitError,
 )
 from stagekit.graph.dag import INITIAL, Dag
 from stagekit.graph.plan import Merged, Version, VersionPlan, plan_versions
 from stagekit.records import LazyValues, Outcome, RunInfo, RunResult, StageRecord, Task
 from stagekit.run import faults, logs
-from stagekit.run.incremental import Decision, Incremental
+from stagekit.run.incremental import Decision, Incremental, IncrementalSteps
 from stagekit.run.options import RunOptions
+from stagekit.run.stopping import StoppingSteps
 
 _ABSENT: Any = object()
 
 
-class _Run:
+class _Run(IncrementalSteps, StoppingSteps):
     """The state of one run. Only the loop in :meth:`execute` touches it."""
 
     def __init__(self, dag: Dag, artifacts: Mapping[str, Any], opts: RunOptions) -> None:
@@ -144,30 +140,6 @@ class _Run:
         self.running[name] = None
         self.submit_task(Task(stage, kwargs, self.checker, self.log_level, timeout, self.strict, self.worker_store))
 
-    def reuse(self, name: str, stage: Any, params: dict[str, Any]) -> bool:
-        """With a run store: True if the stage is taken from it (finished at once, without the executor)."""
-        assert self.inc is not None
-        try:
-            decision = self.inc.decide(stage, params)
-        except StagekitError as exc:  # an input that must come from the store is not there (MissingInputError)
-            self.refuse(name, exc)
-            return True
-        if decision.reuse is None:
-            self.decisions[name] = decision
-            return False
-        outputs = self.inc.cache.reused_outputs(stage, decision.reuse)  # read when a stage asks for one
-        self.instant.append(Outcome(name, outputs, reused=decision))  # type: ignore[arg-type]
-        return True
-
-    def corrupt(self, name: str, exc: CorruptObjectError) -> None:
-        producer = getattr(exc, "stage", None)
-        if self.inc is None or producer is None or producer not in self.dag.stages:
-            return self.refuse(name, exc)
-        warnings.warn(PipelineWarning(f"{exc}; stage {producer!r} runs again"), stacklevel=2)
-        if self.inc.run_again(producer, name, f"its stored output was corrupt ({exc.path})"):
-            self.produced.pop(producer, None)
-            self.submit(producer)
-
     def refuse(self, name: str, error: StagekitError) -> None:
         """A stage that could not be handed to the executor: failed, with what stopped it."""
         self.records[name] = StageRecord(name, self.plugin_of(name), "failed", error=error)
@@ -210,34 +182,6 @@ class _Run:
         if self.inc is not None and not self.store(name, stage, record, outcome):
             return False
         return self.finished(name, stage, record)
-
-    def finish_reused(self, outcome: Outcome) -> bool:
-        name, decision = outcome.name, outcome.reused
-        assert self.inc is not None and decision.reuse is not None
-        stage = self.dag.stages[name]
-        self.records[name] = record = StageRecord(
-            name, self.plugin_of(name), "cached", provided=stage.provides, reason=decision.reason,
-            saved=decision.reuse.saved, fingerprint=decision.fingerprint, stored=decision.reuse.stored)
-        self.produced[name] = outcome.outputs  # type: ignore[assignment]
-        self.inc.produced(name, decision.reuse.stored)
-        return self.finished(name, stage, record)
-
-    def store(self, name: str, stage: Any, record: StageRecord, outcome: Outcome) -> bool:
-        """What the stage stored (its worker did, else the driver stores it now); a failed write fails the run,
-        naming the artifact (the outputs are kept in the result)."""
-        assert self.inc is not None and outcome.outputs is not None
-        stored = outcome.stored
-        if stored is None:
-            stored = self.inc.cache.store(stage, outcome.outputs)
-        self.inc.produced(name, stored)
-        record.stored = {a: s for a, s in stored.items() if not isinstance(s, str)}
-        failed = [(a, s) for a, s in stored.items() if isinstance(s, str) and s.startswith("error: ")]
-        if failed:
-            artifact, why = failed[0]
-            self.fail(name, RunStoreError(f"stage {name!r} ran, but its output {artifact!r} could not be stored: "
-                                          f"{why[7:]}"))
-            return False
-        return True
 
     def finished(self, name: str, stage: Any, record: StageRecord) -> bool:
         if self.after is not None:
@@ -294,75 +238,6 @@ class _Run:
                         waiting[nxt] -= 1
                         if not waiting[nxt]:
                             ready.append(nxt)
-
-    def wait(self) -> list[Outcome]:
-        executor = self.opts.executor
-        if self.cancel is None:
-            return executor.wait()
-        until = self.deadline
-        if self.grace_until is not None and (until is None or self.grace_until < until):
-            until = self.grace_until
-        if until is None:
-            return executor.wait() or self.nothing()
-        left = until - time.perf_counter()
-        outcomes = executor.wait(left) if left > 0 else []
-        if not outcomes and time.perf_counter() >= until:
-            self.run_timed_out = self.deadline is not None and time.perf_counter() >= self.deadline
-            self.stop_all()
-        return outcomes
-
-    def nothing(self) -> list[Outcome]:
-        """An executor's wait() returned nothing without a timeout: a bug of its own, never a busy loop."""
-        raise ExecutorError(f"executor {self.opts.executor.name!r}: wait() returned nothing while "
-                            f"{', '.join(map(repr, self.running))} ran")
-
-    def fail(self, name: str | None, error: BaseException) -> None:
-        """Record a failure; from here on only stages earlier in the DAG's order start, for a while."""
-        if not self.position:
-            self.position = {n: i for i, n in enumerate(self.dag.order)}
-        place = self.position[name] if name is not None else len(self.position)
-        self.failures.append((place, len(self.failures), error, name))
-        if self.bound is not None and place >= self.bound:
-            return
-        self.bound = place
-        if self.grace_until is None:
-            self.grace_until = time.perf_counter() + self.opts.grace
-        if self.cancel is None:  # an executor that cannot cancel: nothing else starts, nothing is waited for
-            self.ending = True
-            self.running.clear()
-            return
-        later = [n for n in self.running if self.position[n] > place]
-        if later:
-            self.stopped += _covering(self.cancel(later), later)
-
-    def stop_all(self) -> None:
-        """Nothing more starts; everything still running is cancelled (Ctrl-C, the grace or timeout ran out)."""
-        self.ending = True
-        if self.bound is None:
-            if not self.position:
-                self.position = {n: i for i, n in enumerate(self.dag.order)}
-            self.bound = len(self.position)
-        if self.cancel is not None and self.running:
-            self.stopped += _covering(self.cancel(), list(self.running))
-
-    def settle(self) -> None:
-        """After Ctrl-C: record what cancel() handed back (finished stages keep their outputs), run no more."""
-        for outcome in [*self.batch, *self.stopped]:  # returned before the interrupt, not yet recorded
-            if self.running.pop(outcome.name, _ABSENT) is not _ABSENT:
-                self.finish(outcome)
-        self.stopped = []
-        self.stop_all()
-        stopped, self.stopped = self.stopped, []
-        for outcome in stopped:
-            if self.running.pop(outcome.name, _ABSENT) is not _ABSENT:
-                self.finish(outcome)
-
-    def timed_out_check(self) -> None:
-        """A run that timed out fails even where every stage it stopped was still waiting to start."""
-        if self.run_timed_out and self.opts.timeout is not None and not self.failures:
-            waiting = next((n for n in self.dag.order if n not in self.records), None)
-            if waiting is not None:
-                self.fail(waiting, faults.run_timeout(waiting, self.opts.timeout, started=False))
 
     def plugin_of(self, name: str) -> str | None:
         origin = self.opts.origins.get(name)
@@ -450,13 +325,6 @@ def _end(run: _Run, result: RunResult, interrupted: list[str]) -> RunResult:
     result.errors = run.errors(result)
     result.ok = not result.errors and not interrupted
     return faults.conclude(result, interrupted, run.opts.hook, run.info, run.opts.describe_plugin)
-
-
-def _covering(outcomes: list[Outcome], names: list[str]) -> list[Outcome]:
-    """``outcomes`` and a "cancelled" one for each of ``names`` they leave out (an executor's race, or one
-    that lost track): every stage the runner cancels is accounted for, so the loop always ends."""
-    covered = {o.name for o in outcomes}
-    return outcomes + [Outcome(n, None, stopped="cancelled") for n in names if n not in covered]
 
 
 def _warn(stage: str, found: list[Any]) -> None:

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from stagekit._typedispatch import type_name
-from stagekit.errors import CodecError, UnstorableError
+from stagekit.errors import UnstorableError
 from stagekit.hookspecs import hookimpl
 from stagekit.store.codecs import BUILTIN_PLUGIN, CodecTable, current_table
 from stagekit.store.frame_codecs import ArrowTableCodec, FrameCodec, SeriesCodec, exactly, sha256_of
-from stagekit.store.struct_codec import StructCodec
+from stagekit.store.struct_codec import StructCodec, import_class, init_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -237,9 +237,9 @@ class FieldsCodec:
         with zipfile.ZipFile(path) as zf, tempfile.TemporaryDirectory(
                 prefix=".fields-", dir=os.path.dirname(os.path.abspath(path))) as tmp:
             manifest = json.loads(zf.read(self._MANIFEST))
-            cls = _import_class(manifest["class"])
+            cls = import_class(manifest["class"], self.name)
             values = {f["name"]: table.read(zf.extract(f["member"], tmp), f["codec"]) for f in manifest["fields"]}
-        return cls(**{_init_name(cls, name): v for name, v in values.items()})
+        return cls(**{init_name(cls, name): v for name, v in values.items()})
 
     def fingerprint(self, value: Any) -> str:
         table, cls = _table(), type(value)
@@ -277,26 +277,8 @@ def _fields(value: Any) -> dict[str, Any]:
     return {name: getattr(value, name) for name, _ in found}
 
 
-def _init_name(cls: type, name: str) -> str:
-    if attrs.has(cls):
-        alias = attrs.fields_dict(cls)[name].alias
-        return alias if isinstance(alias, str) else name
-    return name
-
-
 def _class_ref(cls: type) -> str:
     if "<locals>" in cls.__qualname__:
         raise UnstorableError(f"{type_name(cls)} is defined inside a function, so it cannot be imported back by "
                               "name; define it at module level", value_type=cls)
     return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _import_class(ref: str) -> type:
-    from stagekit.stage import resolve_reference
-
-    found = resolve_reference(ref)
-    if not isinstance(found, type) or not (dataclasses.is_dataclass(found) or attrs.has(found)):
-        raise CodecError(f"the stored fields are of {ref}, which is no longer a dataclass or attrs class",
-                         codec=FieldsCodec.name)
-    return found
-

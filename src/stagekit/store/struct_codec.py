@@ -22,11 +22,11 @@ from typing import Any
 import attrs
 
 from stagekit._typedispatch import type_name
-from stagekit.errors import UnstorableError
+from stagekit.errors import CodecError, UnstorableError
 from stagekit.frozenmap import FrozenMap
 from stagekit.store.frame_codecs import sha256_of
 
-__all__ = ["StructCodec"]
+__all__ = ["StructCodec", "import_class", "init_name"]
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -88,10 +88,8 @@ def _decode(data: Any) -> Any:
         return {_decode(k): _decode(v) for k, v in data["$dict"]}
     if "$frozenmap" in data:
         return FrozenMap((_decode(k), _decode(v)) for k, v in data["$frozenmap"])
-    from stagekit.store.builtin_codecs import _import_class, _init_name
-
-    cls = _import_class(data["$class"])
-    return cls(**{_init_name(cls, n): _decode(v) for n, v in data["$fields"]})
+    cls = import_class(data["$class"], StructCodec.name)
+    return cls(**{init_name(cls, n): _decode(v) for n, v in data["$fields"]})
 
 
 def _class_ref(cls: type, where: str) -> str:
@@ -108,3 +106,22 @@ def _fields(value: Any, where: str) -> dict[str, Any]:
     if not all(init for _, init in found):
         raise UnstorableError(f"{where} ({type_name(cls)}) has fields __init__ does not take", value_type=cls)
     return {name: getattr(value, name) for name, _ in found}
+
+
+def init_name(cls: type, name: str) -> str:
+    """The ``__init__`` argument of an attrs field (its alias) or a dataclass field."""
+    if attrs.has(cls):
+        alias = attrs.fields_dict(cls)[name].alias
+        return alias if isinstance(alias, str) else name
+    return name
+
+
+def import_class(ref: str, codec: str) -> type:
+    """The dataclass or attrs class that ``"module:QualName"`` names (for ``codec``, which stored it)."""
+    from stagekit.stage import resolve_reference
+
+    found = resolve_reference(ref)
+    if not isinstance(found, type) or not (dataclasses.is_dataclass(found) or attrs.has(found)):
+        raise CodecError(f"the stored fields are of {ref}, which is no longer a dataclass or attrs class",
+                         codec=codec)
+    return found
