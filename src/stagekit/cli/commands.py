@@ -1,11 +1,13 @@
-"""The pipeline commands: plugins, stages, graph, check, run."""
+"""The pipeline commands: plugins, stages, graph, check, explain, run."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from stagekit._text import table
@@ -32,16 +34,32 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser("check", help="validate a pipeline without running it")
     p.add_argument("pipeline", help="a pipeline file (TOML)")
+    add_selection(p)
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("explain", help="what a run would do (run, cached, missing) and why, running nothing",
+                       description="Print, stage by stage, what `stagekit run` with the same options would do: "
+                                   "run it (and why), reuse it from the run store (and the time that saves), or "
+                                   "stop because an input is missing. Nothing runs and nothing is recorded; "
+                                   "exit 1 if an input is missing.")
+    p.add_argument("pipeline", help="a pipeline file (TOML)")
+    add_selection(p)
+    add_cache_options(p)
+    p.add_argument("--contracts", choices=("strict", "warn", "off"), help="contract mode (default: the file's)")
+    p.add_argument("--snapshot", metavar="NAME", help="as the run pinned to this workspace snapshot would")
+    add_param_option(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("run", help="run a pipeline")
     p.add_argument("pipeline", help="a pipeline file (TOML)")
+    add_selection(p)
+    add_cache_options(p)
     p.add_argument("--executor", help="sequential, thread, process, or a plugin's (default: the file's)")
     p.add_argument("--workers", type=int, help="how many stages run at once")
     p.add_argument("--contracts", choices=("strict", "warn", "off"), help="contract mode (default: the file's)")
     p.add_argument("--snapshot", metavar="NAME", help="give stages this workspace snapshot's files as inputs")
-    p.add_argument("--param", metavar="STAGE.KEY=VALUE", action="append", default=[],
-                   help="override a stage param (repeatable); VALUE is read as TOML, e.g. 20, true, \"x\"")
+    add_param_option(p)
     p.add_argument("--report", metavar="PATH", help="write an HTML report of the run (default: the file's [report])")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
@@ -52,6 +70,70 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("new-plugin", help="write an installable stage-plugin package in the current directory")
     p.add_argument("name", help="the plugin's name, e.g. 'weather' (the package is stagekit-weather)")
     p.set_defaults(func=cmd_new_plugin)
+
+
+def add_param_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--param", metavar="STAGE.KEY=VALUE", action="append", default=[],
+                   help="override a stage param (repeatable); VALUE is read as TOML, e.g. 20, true, \"x\"")
+
+
+def add_selection(p: argparse.ArgumentParser) -> None:
+    """--stages, --tags, --from, --to: which stages, in place of the file's [pipeline] selection."""
+    g = p.add_argument_group("selection", "any of these replaces the file's [pipeline] stages, tags and targets; "
+                                          "inputs the selection does not produce come from the catalog or the "
+                                          "run store")
+    g.add_argument("--stages", metavar="NAME[,NAME]", action="append", default=[],
+                   help="these stages (repeatable; comma lists too)")
+    g.add_argument("--tags", metavar="TAG[,TAG]", action="append", default=[],
+                   help="every stage with one of these tags (repeatable; comma lists too)")
+    g.add_argument("--from", dest="from_stages", metavar="STAGE", action="append", default=[],
+                   help="this stage and everything downstream of it (repeatable)")
+    g.add_argument("--to", dest="to_stages", metavar="STAGE", action="append", default=[],
+                   help="this stage and everything upstream of it (repeatable)")
+
+
+def add_cache_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run store", "in a workspace, a stage whose code, params, contracts and inputs "
+                                          "match an earlier run is reused (cached) instead of run")
+    g.add_argument("--rerun", metavar="STAGE", action="append", default=[],
+                   help="run STAGE even if it is cached (repeatable; comma lists too)")
+    g.add_argument("--no-cache", action="store_true",
+                   help="reuse nothing (what the stages produce is still stored and recorded)")
+
+
+def names(values: Iterable[str]) -> list[str]:
+    """Repeated options and comma lists as one list of names, in order, without blanks or repeats."""
+    return list(dict.fromkeys(n.strip() for item in values for n in item.split(",") if n.strip()))
+
+
+def selection(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The selection options given, as ``load_pipeline`` keywords (none given: the file's own selection)."""
+    found = {key: names(getattr(args, key, ())) for key in ("stages", "tags", "from_stages", "to_stages")}
+    return {key: value for key, value in found.items() if value}
+
+
+def cache_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--no-cache and --rerun, as ``LoadedPipeline.run`` and ``explain`` keywords."""
+    return {"cache": not getattr(args, "no_cache", False), "rerun": names(getattr(args, "rerun", ()))}
+
+
+def refusing_missing_inputs(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A selected stage's input that nothing selected produces, and that neither the catalog nor the run store
+    holds, is a one-line refusal (it names the artifact and the stage that would produce it): exit 1."""
+
+    @functools.wraps(command)
+    def refusing(args: argparse.Namespace) -> int:
+        from stagekit.errors import MissingInputError
+
+        try:
+            return command(args)
+        except MissingInputError as exc:
+            if getattr(args, "traceback", False):
+                traceback.print_exception(exc, file=sys.stderr)
+            print(f"stagekit: error: {exc}", file=sys.stderr)
+            return 1
+
+    return refusing
 
 
 def make_host(args: argparse.Namespace, **extra: Any) -> Host:
@@ -113,7 +195,7 @@ def load(args: argparse.Namespace) -> LoadedPipeline:
     return load_pipeline(args.pipeline, host=make_host(args), params=params,
                          executor=getattr(args, "executor", None), workers=getattr(args, "workers", None),
                          contracts=getattr(args, "contracts", None), snapshot=getattr(args, "snapshot", None),
-                         workspace=args.workspace, timeout=getattr(args, "timeout", None))
+                         workspace=args.workspace, timeout=getattr(args, "timeout", None), **selection(args))
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -130,17 +212,26 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def checked(args: argparse.Namespace) -> tuple[LoadedPipeline | None, list[str], list[Warning]]:
+def checked(args: argparse.Namespace, *, stored: bool = True) -> tuple[LoadedPipeline | None, list[str],
+                                                                       list[Warning]]:
     """The loaded pipeline and what the check before a run finds: the one validation ``check`` and ``run``
-    share (names the file does not resolve, e.g. an unknown target, are problems like any other)."""
-    from stagekit.errors import PipelineError
+    share (names the file does not resolve, e.g. an unknown target or a --rerun name, are problems like any
+    other). ``stored=False`` leaves out whether the run store holds what the selection needs (``explain``
+    shows that, stage by stage)."""
+    from stagekit._text import unknown_name
+    from stagekit.errors import MissingInputError, PipelineError
 
     try:
         loaded = load(args)
+    except MissingInputError:
+        raise  # not a problem among others: one line (refusing_missing_inputs)
     except PipelineError as exc:
         return None, exc.problems, []
-    found = loaded.check()
-    return loaded, found.problems, found.warnings
+    found = loaded.check() if stored else loaded.pipeline.validate(loaded.artifacts, loaded.settings)
+    known = [s.name for s in loaded.pipeline.stages]
+    unknown = [f"--rerun {n!r}: {unknown_name('stage', n, known)} in this run"
+               for n in names(getattr(args, "rerun", ())) if n not in known]
+    return loaded, [*found.problems, *unknown], found.warnings
 
 
 def refuse(args: argparse.Namespace, problems: list[str], *, ran: bool = False) -> int:
@@ -151,6 +242,7 @@ def refuse(args: argparse.Namespace, problems: list[str], *, ran: bool = False) 
     return 1
 
 
+@refusing_missing_inputs
 def cmd_check(args: argparse.Namespace) -> int:
     """Exactly the checks ``run`` makes before any stage starts; exit 1 with every problem."""
     loaded, problems, found_warnings = checked(args)
@@ -158,10 +250,32 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if problems or loaded is None:
         return refuse(args, problems)
-    print(f"{args.pipeline}: OK ({len(loaded.pipeline.stages)} stages)")
+    stored = [s.name for s in loaded.pipeline.stages if s.name in loaded.pipeline.from_store]
+    print(f"{args.pipeline}: OK ({len(loaded.pipeline.stages) - len(stored)} stages"
+          + (f"; from the run store: {', '.join(stored)})" if stored else ")"))
     return 0
 
 
+@refusing_missing_inputs
+def cmd_explain(args: argparse.Namespace) -> int:
+    """What ``run`` with these options would do, stage by stage; exit 1 if an input is missing."""
+    loaded, problems, found_warnings = checked(args, stored=False)  # what is missing: shown, stage by stage
+    for warning in found_warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if problems or loaded is None:
+        return refuse(args, problems)
+    decisions = loaded.explain(**cache_options(args))
+    root = loaded.workspace_root
+    provides = {s.name: s.provides for s in loaded.pipeline.stages}
+    if args.json:
+        print(json.dumps(render.explain_json(decisions, pipeline=loaded.file.name, workspace=root,
+                                             provides=provides), indent=2))
+    else:
+        print(render.explain(decisions, workspace=root, provides=provides))
+    return 1 if any(d.action == "missing" for d in decisions) else 0
+
+
+@refusing_missing_inputs
 def cmd_run(args: argparse.Namespace) -> int:
     import warnings
 
@@ -177,7 +291,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always", PipelineWarning)  # each one reported, as one clean line
             warnings.showwarning = _warning_printer(progress)
-            result = loaded.run(log_level=getattr(args, "log_level", None))
+            result = loaded.run(log_level=getattr(args, "log_level", None), **cache_options(args))
     except StagekitError as exc:
         progress.close()
         partial = getattr(exc, "result", None)

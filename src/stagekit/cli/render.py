@@ -69,21 +69,45 @@ def run_summary(result: Any) -> str:
             f"artifacts: {', '.join(a for a in sorted(result.artifacts) if a != INITIAL)}")
 
 
+def scalar_tables(artifacts: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Artifacts that are small mappings of numbers or strings (e.g. metrics), each as a two-column table."""
+    tables = []
+    for name, value in artifacts.items():
+        if not isinstance(value, Mapping) or not value or len(value) > 40:
+            continue
+        if not all(isinstance(v, int | float | str | bool) for v in value.values()):
+            continue
+        rows = [[k, f"{v:.6g}" if isinstance(v, float) else v] for k, v in value.items()]
+        tables.append((name, table(["name", "value"], rows, rule=True)))
+    return tables
+
+
 # --- explain: what a run would do --------------------------------------------------------------------------
 
 _NO_WORKSPACE = ("not in a workspace: runs are not recorded and nothing is cached (--workspace DIR, "
                  "$STAGEKIT_WORKSPACE, or a folder holding .stagekit)")
 
 
-def explain(decisions: Sequence[Any], *, workspace: Path | None = None) -> str:
+def explain(decisions: Sequence[Any], *, workspace: Path | None = None,
+            provides: Mapping[str, Sequence[str]] | None = None) -> str:
     """One row per stage (stage, action, reason, time saved), then "3 of 12 stages would run; 9 cached
-    (saves 41.2 s)"."""
-    rows = [[d.stage, d.action, d.reason or "", duration(d.saved) if d.action == "cached" else "-"]
+    (saves 41.2 s)". ``provides`` (by stage) lets a missing stage's row name what is missing."""
+    rows = [[d.stage, d.action, _reason(d, provides), duration(d.saved) if d.action == "cached" else "-"]
             for d in decisions]
     lines = [table(["stage", "action", "reason", "saves"], rows, rule=True), "", explain_line(decisions)]
     if workspace is None:
         lines.append(_NO_WORKSPACE)
     return "\n".join(lines)
+
+
+def _reason(decision: Any, provides: Mapping[str, Sequence[str]] | None) -> str:
+    """Why, as the run store says; for a missing stage (not selected, and not stored for the current inputs)
+    what the selection lacks too."""
+    why = str(decision.reason or "")
+    made = (provides or {}).get(decision.stage)
+    if decision.action != "missing" or not made:
+        return why
+    return f"not selected, and {', '.join(map(repr, made))} not stored for the current inputs ({why})"
 
 
 def explain_line(decisions: Sequence[Any]) -> str:
@@ -98,25 +122,13 @@ def explain_line(decisions: Sequence[Any]) -> str:
     return line
 
 
-def explain_json(decisions: Sequence[Any], *, pipeline: str, workspace: Path | None) -> dict[str, Any]:
+def explain_json(decisions: Sequence[Any], *, pipeline: str, workspace: Path | None,
+                 provides: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
     cached = [d for d in decisions if d.action == "cached"]
     return {
         "pipeline": pipeline, "workspace": None if workspace is None else str(workspace),
-        "stages": [{"stage": d.stage, "action": d.action, "reason": d.reason, "saved": round(d.saved, 6)}
+        "stages": [{"stage": d.stage, "action": d.action, "reason": _reason(d, provides), "saved": round(d.saved, 6)}
                    for d in decisions],
         "run": sum(d.action == "run" for d in decisions), "cached": len(cached),
         "missing": sum(d.action == "missing" for d in decisions), "saved": round(sum(d.saved for d in cached), 6),
     }
-
-
-def scalar_tables(artifacts: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Artifacts that are small mappings of numbers or strings (e.g. metrics), each as a two-column table."""
-    tables = []
-    for name, value in artifacts.items():
-        if not isinstance(value, Mapping) or not value or len(value) > 40:
-            continue
-        if not all(isinstance(v, int | float | str | bool) for v in value.values()):
-            continue
-        rows = [[k, f"{v:.6g}" if isinstance(v, float) else v] for k, v in value.items()]
-        tables.append((name, table(["name", "value"], rows, rule=True)))
-    return tables

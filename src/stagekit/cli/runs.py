@@ -20,7 +20,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--limit", type=int, default=20, help="how many (default: 20)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=_list)
-    p = sub.add_parser("show", help="one run and how each of its stages went")
+    p = sub.add_parser("show", help="one run and how each of its stages went, and why each ran")
     p.add_argument("run", metavar="RUN", nargs="?", default="latest", help="a run id, a unique prefix, or latest")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_show)
@@ -61,14 +61,30 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**_run_json(run), "stage_runs": [
             {"stage": s.stage, "status": s.status, "duration": s.duration, "plugin": s.plugin, "error": s.error,
-             "params": dict(s.params), "fingerprint": s.fingerprint} for s in stages]}, indent=2))
+             "params": dict(s.params), "fingerprint": s.fingerprint, "reason": s.reason, "saved": s.saved}
+            for s in stages]}, indent=2))
         return 0
     print(f"run       {run.run_id}\npipeline  {run.pipeline}\nstatus    {run.status}\n"
           f"started   {_when(run.started)}\ntime      {_seconds(run.duration)}\n"
           f"executor  {run.executor or '-'}\nsnapshot  {run.snapshot or '-'}\n")
-    rows = [(s.stage, s.plugin or "-", s.status, _seconds(s.duration), s.error or "") for s in stages]
-    print(table(("STAGE", "PLUGIN", "STATUS", "TIME", "ERROR"), rows, rule=True))
+    rows = [(s.stage, s.plugin or "-", s.status, "-" if s.status == "cached" else _seconds(s.duration),
+             _seconds(s.saved) if s.status == "cached" else "-", s.reason or "-", s.error or "") for s in stages]
+    print(table(("STAGE", "PLUGIN", "STATUS", "TIME", "SAVED", "REASON", "ERROR"), rows, rule=True))
+    print(f"\n{_counts(stages)}")
     return 0
+
+
+def _counts(stages: list[Any]) -> str:
+    """"12 stages: 3 ran, 9 cached (saved 41.20 s)", and how many failed or never ran, if any did."""
+    by: dict[str, int] = {}
+    for s in stages:
+        by[s.status] = by.get(s.status, 0) + 1
+    parts = [f"{by.pop('ok', 0)} ran"]
+    if "cached" in by:
+        saved = sum(s.saved for s in stages if s.status == "cached")
+        parts.append(f"{by.pop('cached')} cached (saved {_seconds(saved)})")
+    parts += [f"{n} {status}" for status, n in by.items()]
+    return f"{len(stages)} stage{'s' if len(stages) != 1 else ''}: {', '.join(parts)}"
 
 
 def _run_json(r: Any) -> dict[str, Any]:
