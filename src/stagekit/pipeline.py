@@ -171,7 +171,8 @@ class Pipeline:
         settings = RunSettings(executor=executor, workers=workers, contracts=contracts,
                                stage_contracts=dict(stage_contracts or {}), params=dict(params or {}),
                                executor_options=dict(executor_options or {}), timeout=timeout,
-                               stage_timeouts=dict(stage_timeouts or {}))
+                               stage_timeouts=dict(stage_timeouts or {}),
+                               stored=workspace is not None or bool(self.from_store))
         found = self.validate(artifacts, settings)
         if not found.ok:
             raise found.error()

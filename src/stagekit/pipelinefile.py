@@ -251,7 +251,8 @@ class LoadedPipeline:
     def check(self) -> Validation:
         """What ``run`` would refuse before any stage starts: the pipeline's checks, and, where stages are to
         come from the run store, those it does not hold (the catalog's inputs they need are read then)."""
-        found = self.pipeline.validate(self.artifacts, self.settings)
+        settings = attrs.evolve(self.settings, stored=self.workspace_root is not None)
+        found = self.pipeline.validate(self.artifacts, settings)
         if found.ok and self.pipeline.from_store:
             missing = [p for p in self.explain() if p.action == "missing"]
             if missing:

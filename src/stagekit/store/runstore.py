@@ -203,7 +203,8 @@ class RunStore:
         for artifact in stage.provides:
             ref = StoredArtifact.from_json(hit.outputs.get(artifact))
             if ref is None:
-                return None, f"output {artifact!r} was not stored by run {hit.run_id}"
+                return None, (f"output {artifact!r} could not be stored in run {hit.run_id} (no codec takes its "
+                              "value)")
             if not self.artifacts.has(ref):
                 return None, f"the stored output {artifact!r} is gone (object {ref.object[:12]}...)"
             if ref.path:
