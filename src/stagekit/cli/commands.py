@@ -78,18 +78,18 @@ def add_param_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_selection(p: argparse.ArgumentParser) -> None:
-    """--stages, --tags, --from, --to: which stages, in place of the file's [pipeline] selection."""
-    g = p.add_argument_group("selection", "any of these replaces the file's [pipeline] stages, tags and targets; "
-                                          "inputs the selection does not produce come from the catalog or the "
-                                          "run store")
+    """--stages, --tags (in place of the file's [pipeline] selection), --from, --to (narrowing it)."""
+    g = p.add_argument_group("selection", "--stages and --tags replace the file's [pipeline] stages, tags and "
+                                          "targets; --from and --to narrow the selection; in a workspace, inputs "
+                                          "the selection does not produce come from the catalog or the run store")
     g.add_argument("--stages", metavar="NAME[,NAME]", action="append", default=[],
                    help="these stages (repeatable; comma lists too)")
     g.add_argument("--tags", metavar="TAG[,TAG]", action="append", default=[],
                    help="every stage with one of these tags (repeatable; comma lists too)")
     g.add_argument("--from", dest="from_stages", metavar="STAGE", action="append", default=[],
-                   help="this stage and everything downstream of it (repeatable)")
+                   help="only this stage and what is downstream of it (repeatable)")
     g.add_argument("--to", dest="to_stages", metavar="STAGE", action="append", default=[],
-                   help="this stage and everything upstream of it (repeatable)")
+                   help="only this stage and what is upstream of it (repeatable)")
 
 
 def add_cache_options(p: argparse.ArgumentParser) -> None:
