@@ -254,11 +254,13 @@ class LoadedPipeline:
         settings = attrs.evolve(self.settings, stored=self.workspace_root is not None)
         found = self.pipeline.validate(self.artifacts, settings)
         if found.ok and self.pipeline.from_store:
+            from stagekit.store.runstore import missing_error
+
             missing = [p for p in self.explain() if p.action == "missing"]
             if missing:
+                stages = {s.name: s for s in self.pipeline.stages}
                 found = attrs.evolve(found, found=list(found.found))
-                found.add("pipeline", [f"stage {p.stage!r} is not selected, and the run store holds no run of it "
-                                       f"for the current inputs ({p.reason})" for p in missing])
+                found.add("pipeline", [str(missing_error(stages[p.stage], p.reason)) for p in missing])
         return found
 
     def run(self, *, log_level: int | str | None = None, cache: bool = True, rerun: Iterable[str] = ()) -> RunResult:

@@ -256,7 +256,8 @@ def test_a_missing_input_is_refused_naming_the_stage_and_explain_names_the_artif
         assert (code, out) == (1, ""), (command, out, err)
         head, problem = err.strip().splitlines()
         assert head == "p.toml: 1 problem(s)" + ("; nothing was run" if command == "run" else "")
-        assert problem.startswith("  - stage 'make_prices' is not selected") and "no earlier run" in problem
+        assert problem.startswith("  - 'prices' must come from the run store (stage 'make_prices'")
+        assert "no earlier run" in problem
     code, out, err = cli(capsys, "explain", "p.toml", "--from", "returns")
     assert (code, err) == (1, "")
     assert rows(out)["make_prices"][1:3] == [

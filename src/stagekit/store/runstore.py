@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from stagekit.plugins.registry import Provenance
     from stagekit.stage import Stage
 
-__all__ = ["Plan", "RunStore"]
+__all__ = ["Plan", "RunStore", "missing_error"]
 
 
 @attrs.frozen
@@ -89,8 +89,11 @@ class RunStore:
         """Refuse, before any stage starts, ``rerun`` names that are not stages of the run, and stages whose
         outputs must come from the store but are not there (only where that can be known before the run)."""
         unknown = sorted(self.rerun - set(dag.stages))
-        if unknown:
-            problems = [f"--rerun {n!r}: no such stage in this run" + _close(n, dag.stages) for n in unknown]
+        problems = [f"--rerun {n!r}: no such stage in this run" + _close(n, dag.stages) for n in unknown]
+        problems += [f"--rerun {n!r}: that stage is not selected (the run takes what it made from the run "
+                     f"store); select it to run it again (e.g. --from {n})"
+                     for n in sorted(self.rerun & self.from_store)]
+        if problems:
             raise PipelineError(problems[0], problems)
         if self.from_store:
             for plan in self.explain(dag, artifacts, params):
@@ -233,6 +236,11 @@ class RunStore:
     def store(self, stage: Stage, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The driver stores what a worker could not (an executor whose workers cannot reach the workspace)."""
         return dict(self.artifacts.put_all(outputs))
+
+
+def missing_error(stage: Stage, why: str) -> MissingInputError:
+    """The refusal of a run whose ``stage`` is to come from the store, which holds no run of it that fits."""
+    return _missing(stage, why)
 
 
 def _missing(stage: Stage, why: str) -> MissingInputError:
