@@ -70,13 +70,13 @@ if TYPE_CHECKING:
     from stagekit.graph.checks import Validation as Validation
     from stagekit.hookspecs import hookimpl as hookimpl
     from stagekit.hookspecs import hookspec as hookspec
+    from stagekit.loading import LoadedPipeline as LoadedPipeline
+    from stagekit.loading import load_pipeline as load_pipeline
     from stagekit.merge.builtin import builtin_merge_table as builtin_merge_table
     from stagekit.merge.builtin import merge_values as merge_values
     from stagekit.merge.equality import values_equal as values_equal
     from stagekit.merge.table import MergeTable as MergeTable
     from stagekit.pipeline import Pipeline as Pipeline
-    from stagekit.pipelinefile import LoadedPipeline as LoadedPipeline
-    from stagekit.pipelinefile import load_pipeline as load_pipeline
     from stagekit.plugins.host import Host as Host
     from stagekit.plugins.host import HostSpec as HostSpec
     from stagekit.plugins.host import PluginRecord as PluginRecord
@@ -243,8 +243,8 @@ _LAZY = {
     "StageRecord": "stagekit.records",
     "Task": "stagekit.records",
     "Pipeline": "stagekit.pipeline",
-    "LoadedPipeline": "stagekit.pipelinefile",
-    "load_pipeline": "stagekit.pipelinefile",
+    "LoadedPipeline": "stagekit.loading",
+    "load_pipeline": "stagekit.loading",
     "RunSettings": "stagekit.graph.checks",
     "Validation": "stagekit.graph.checks",
     "Host": "stagekit.plugins.host",

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stagekit._collector import collector_paused
-from stagekit.errors import ExecutorError, PipelineError
+from stagekit.errors import ExecutorError, PipelineError, PipelineWarning
 from stagekit.graph.checks import RunSettings, Validation
 from stagekit.graph.dag import Dag, build_dag
 from stagekit.plugins.registry import Provenance
@@ -171,8 +171,7 @@ class Pipeline:
         settings = RunSettings(executor=executor, workers=workers, contracts=contracts,
                                stage_contracts=dict(stage_contracts or {}), params=dict(params or {}),
                                executor_options=dict(executor_options or {}), timeout=timeout,
-                               stage_timeouts=dict(stage_timeouts or {}),
-                               stored=workspace is not None or bool(self.from_store))
+                               stage_timeouts=dict(stage_timeouts or {}))
         found = self.validate(artifacts, settings)
         if not found.ok:
             raise found.error()
@@ -189,6 +188,8 @@ class Pipeline:
         if workspace is not None or self.from_store:
             store = self.run_store(workspace, name, snapshot, settings, cache=cache, rerun=rerun)
             store.check(dag, artifacts, settings.params)
+            for said in store.unstored_outputs(dag):
+                warnings.warn(PipelineWarning(said), stacklevel=2)
         ex = make_executor(host, executor, workers, dict(settings.executor_options))
         info = RunInfo(uuid.uuid4().hex[:12], tuple(dag.order), executor, workers, contracts, snapshot)
         opts = RunOptions(executor=ex, merge=host.registry.merge_table.merge, hook=host.hook, checker=checker,

@@ -14,7 +14,7 @@ from stagekit._text import table
 from stagekit.cli import render
 
 if TYPE_CHECKING:
-    from stagekit.pipelinefile import LoadedPipeline
+    from stagekit.loading import LoadedPipeline
     from stagekit.plugins.host import Host
 
 
@@ -186,7 +186,8 @@ def cmd_stages(args: argparse.Namespace) -> int:
 
 def load(args: argparse.Namespace) -> LoadedPipeline:
     """The pipeline file as ``load_pipeline`` reads it from Python, with the command line's overrides."""
-    from stagekit.pipelinefile import load_pipeline, parse_param
+    from stagekit.loading import load_pipeline
+    from stagekit.pipelinefile import parse_param
 
     params: dict[str, dict[str, Any]] = {}
     for text in getattr(args, "param", ()):

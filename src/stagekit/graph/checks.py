@@ -45,7 +45,6 @@ class RunSettings:
     executor_options: Mapping[str, Any] = attrs.field(factory=dict)
     timeout: float | None = None  # the run's, in seconds
     stage_timeouts: Mapping[str, float] = attrs.field(factory=dict)  # stage name -> seconds
-    stored: bool = False  # with a run store: say which declared output types no codec stores
 
 
 @attrs.define
@@ -93,8 +92,6 @@ def validate(dag: Dag, host: Host, settings: RunSettings) -> Validation:
     found.add("pipeline", signature_problems(dag))
     found.add("executor", travel_problems(dag, settings))
     found.add("pipeline", merge_problems(dag, host, found.warnings))
-    if settings.stored:
-        found.warnings += [PipelineWarning(w) for w in unstored_outputs(dag, host)]
     if found.ok:  # the contract checker needs valid modes, and stages it can import
         checker = contract_checker(dag, host, settings.contracts, settings.stage_contracts)
         if checker is not None:
@@ -102,19 +99,6 @@ def validate(dag: Dag, host: Host, settings: RunSettings) -> Validation:
             found.add("contracts", refused)
             found.warnings += [ContractWarning(w) for w in warned]
     return found
-
-
-def unstored_outputs(dag: Dag, host: Host) -> list[str]:
-    """Outputs whose declared type (a stage's ``types``) no codec stores: not kept, their stage not reused."""
-    from stagekit.store.codecs import CodecTable
-
-    declared = [(s.name, a, t) for s in dag.stages.values() for a, t in s.types.items()
-                if a in s.provides and isinstance(t, type)]
-    if not declared:
-        return []
-    table = CodecTable.from_registrations(host.registry.codecs)
-    return [f"stage {name!r}: its output {artifact!r}: {why}" for name, artifact, kind in declared
-            if (why := table.why_not(kind)) is not None]
 
 
 # --- settings and the executor ---------------------------------------------------------------------------

@@ -118,6 +118,22 @@ def downstream(stages: Mapping[str, Stage], starts: Iterable[str]) -> set[str]:
     return chosen
 
 
+def narrow(stages: Iterable[Stage], from_stages: Iterable[str] | None, to_stages: Iterable[str] | None) -> list[str]:
+    """The names of ``stages`` downstream of (and including) ``from_stages`` and upstream of ``to_stages``;
+    an unknown name is a :class:`PipelineError` naming close matches."""
+    by_name = {s.name: s for s in stages}
+    asked = [*(from_stages or ()), *(to_stages or ())]
+    problems = [unknown_name("stage", n, by_name) for n in asked if n not in by_name]
+    if problems:
+        raise PipelineError(problems[0], problems)
+    chosen = set(by_name)
+    if from_stages is not None:
+        chosen &= downstream(by_name, from_stages)
+    if to_stages is not None:
+        chosen &= upstream(by_name, to_stages)
+    return [name for name in by_name if name in chosen]
+
+
 def _usable_creators(stages: Mapping[str, Stage], role: ArtifactRoles, given: set[str],
                      prefer: Preference) -> list[str]:
     if len(role.creators) < 2:

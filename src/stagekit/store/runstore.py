@@ -101,6 +101,12 @@ class RunStore:
                     stage = dag.stages[plan.stage]
                     raise _missing(stage, plan.reason)
 
+    def unstored_outputs(self, dag: Dag) -> list[str]:
+        """Outputs whose declared type (a stage's ``types``) no codec stores: not kept, their stage not reused."""
+        return [f"stage {s.name!r}: its output {artifact!r}: {why}" for s in dag.stages.values()
+                for artifact, kind in s.types.items()
+                if artifact in s.provides and isinstance(kind, type) and (why := self.table.why_not(kind))]
+
     def explain(self, dag: Dag, artifacts: Mapping[str, Any],
                 params: Mapping[str, Mapping[str, Any]]) -> list[Plan]:
         """What a run would do with each stage, in the DAG's order, without running any: a stage whose
