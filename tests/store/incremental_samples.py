@@ -482,6 +482,36 @@ print(json.dumps({"statuses": s.statuses(result), "reasons": s.reasons(result), 
 """
 
 
+PAUSE_ENV = "SKT_INCREMENTAL_PAUSE"  # a file the third stage writes, then waits (for a Ctrl-C)
+
+
+def maybe_pause(b: int) -> int:
+    marker = os.environ.get(PAUSE_ENV)
+    if marker:
+        Path(marker).write_text("waiting")
+        time.sleep(30)
+    return b * b
+
+
+PAUSED = [
+    stage(slow_scale, name="first", requires=["n"], provides=["a"], params={"factor": 2}),
+    stage(shift, name="second", requires=["a"], provides=["b"], params={"offset": 1}),
+    stage(maybe_pause, name="third", requires=["b"], provides=["c"]),
+    stage(fourth, requires=["c"], provides=["d"]),
+]
+
+INTERRUPT_SCRIPT = """
+import json, sys
+import incremental_samples as s
+try:
+    s.run(s.PAUSED, {"n": 3}, sys.argv[1], executor=sys.argv[2])
+except KeyboardInterrupt as exc:
+    print(json.dumps(["interrupted", type(exc).__name__, str(exc)]))
+    sys.exit(130)
+print(json.dumps(["finished"]))
+"""
+
+
 KILL_SCRIPT = """
 import json, os, sys
 import incremental_samples as s
