@@ -439,10 +439,6 @@ def test_from_stages_in_an_empty_workspace_is_refused_naming_what_is_missing(tmp
     assert not (path.parent / "data" / "08_reporting").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with its upstream stage missing from the store too, a stage that must "
-                   "come from the store is refused (check, explain, the MissingInputError) with the reason \"not "
-                   "cached: input 'preprocessed_companies' has no fingerprint (no codec stores its value)\": the "
-                   "missing upstream output is taken for a value without a codec, though a DataFrame has one")
 def test_a_stage_missing_from_the_store_after_a_missing_upstream_is_not_blamed_on_a_codec(tmp_path: Path) -> None:
     path = spaceflights(tmp_path / "project", model_input=False)
     plans = {p.stage: p for p in load(path, from_stages=["split"]).explain()}

@@ -69,10 +69,6 @@ def test_a_corrupted_object_is_named_and_its_stage_runs_again(tmp_path: Path, ro
     assert s.values(result) == fresh(tmp_path, s.CHAIN, s.CHAIN_INPUTS, params=SHIFTED)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a stage run again because its stored object was corrupt stores the "
-                   "same bytes under the same digest, and ArtifactStore.put keeps the object already at that path "
-                   "(_refresh(final) is true: only its time is set), so the corrupt file is never replaced: every "
-                   "later run warns again and runs the stage again, and the object stays corrupt")
 def test_a_stage_run_again_over_a_corrupted_object_repairs_the_store(root: Path) -> None:
     first = s.run(s.CHAIN, s.CHAIN_INPUTS, root)
     corrupt(s.object_path(root, first.stages["scale"].stored["a"]))
@@ -82,10 +78,6 @@ def test_a_stage_run_again_over_a_corrupted_object_repairs_the_store(root: Path)
     assert s.mismatched_objects(root) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: in a run where every stage is cached, a final artifact whose stored "
-                   "object is corrupt is not checked and its stage does not run again: the run is ok, and reading "
-                   "result.artifacts['out'] afterwards raises CorruptObjectError (the lazy value is read after the "
-                   "run, when nothing can run again)")
 def test_a_corrupted_object_of_a_final_artifact_in_a_fully_cached_run(root: Path) -> None:
     first = s.run(s.CHAIN, s.CHAIN_INPUTS, root)
     obj = s.object_path(root, first.stages["combine"].stored["out"])
@@ -294,19 +286,12 @@ def test_a_full_disk_fails_the_run_naming_the_artifact_and_leaves_the_store_cons
     assert out["mismatched_after"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a run that fails because a stage's output cannot be stored (a full "
-                   "disk) is recorded as 'interrupted', not 'failed', and that stage as 'ok' (in the run database "
-                   "and in error.result.stages): Runner.store fails the run before the after-stage hook, so the "
-                   "record keeps status 'ok', and RunRecorder's _status finds no 'failed' stage")
 def test_a_run_failed_by_a_full_disk_is_recorded_as_failed(full_disk: dict[str, Any]) -> None:
     status, stages = full_disk["runs"][1]  # the DataFrame's run
     assert full_disk["frame"][2]["make_big"] == "failed"
     assert (status, stages["make_big"]) == ("failed", "failed")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a numpy array on a full disk fails with 'cannot store artifact 'big' "
-                   "in ...: N requested and M written': numpy's tofile raises an OSError without errno on a "
-                   "short write, and ArtifactStore.put says 'the disk is full' only for errno ENOSPC/EDQUOT")
 def test_a_numpy_array_on_a_full_disk_says_the_disk_is_full(full_disk: dict[str, Any]) -> None:
     kind, message, _ = full_disk["array"]
     assert kind == "RunStoreError" and "output 'big' could not be stored" in message

@@ -84,8 +84,10 @@ def test_the_version_2_fields_are_written_and_read_back_as_given(db_path: Path) 
                                                                   {"prices": "fp1", "raw": None})
     assert pick.outputs == {"picked": _stored("o1"), "plot": None}
     assert (load.status, load.reason, load.saved, load.parts) == ("cached", "cached from run r0", 4.25, {"code": "c0"})
-    found = db.latest_stage_run("pick", "f1")
-    assert found is not None and (found.reason, found.parts, found.outputs) == (pick.reason, parts, pick.outputs)
+    found = db.latest_stage_run("pick", "f1")  # what a run reuses: its outputs, not its params or parts
+    assert found is not None and (found.reason, found.outputs, found.run_id) == (pick.reason, pick.outputs, "r1")
+    previous = db.previous_stage_run("pick")  # what a reason compares with: the parts
+    assert previous is not None and previous.parts == parts
 
 
 def test_unknown_and_duplicate_runs_are_named(db_path: Path) -> None:

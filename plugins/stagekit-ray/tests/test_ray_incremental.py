@@ -16,11 +16,6 @@ from stagekit.store.rundb import RunDatabase
 pytestmark = pytest.mark.ray
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: on a Ray cluster the executor did not start itself (here the "
-                   "session's, as with address= or the user's own ray.init) stores_outputs is False, so the driver "
-                   "stores the outputs, but the runner hands RunStore.store the executor's outputs as they are, "
-                   "ray.ObjectRefs, without executor.materialize: nothing is stored (\"output 'prices' could not be "
-                   "stored in run X (no codec takes its value)\") and nothing is ever reused")
 def test_a_pipeline_run_again_under_ray_in_its_workspace_is_fully_cached(ray_cluster: Any, tmp_path: Path) -> None:
     host = Host(plugins=[stagekit_ray.plugin], autoload=False, env={})
     pipeline = Pipeline([rs.make_prices, rs.base_stats], host=host)

@@ -120,11 +120,14 @@ class ArtifactStore:
         known = self._memo.get(fingerprint)
         if known is not None and self._refresh(self.path(known.object)):
             return known
-        os.makedirs(self.tmp, exist_ok=True)
+        if "" not in self._made:
+            os.makedirs(self.tmp, exist_ok=True)
+            self._made.add("")
         tmp = f"{self.tmp}/{os.getpid()}-{threading.get_ident()}-{next(_names)}"
         try:
-            codec = self.table.write(value, tmp, fsync=False)
+            codec = self.table.write(value, tmp, atomic=False)  # a private temporary, renamed below
             digest, size = _hash_file(tmp)
+            os.chmod(tmp, 0o444)  # objects are read-only
             final = self.path(digest)
             if self._refresh(final):
                 os.unlink(tmp)
@@ -137,10 +140,15 @@ class ArtifactStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             what = f"artifact {artifact!r}" if artifact else "an artifact"
-            why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT) or (exc.errno is None and _nearly_full(self.tmp))
+            why = "the disk is full" if full else (exc.strerror or str(exc))
             raise RunStoreError(f"cannot store {what} in {self.objects}: {why}; the run's records and the "
                                 "store stay consistent (free some space, or run with --no-cache)",
                                 path=self.objects) from exc
+        except BaseException:  # a codec that failed: no temporary is left behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         stored = StoredArtifact(fingerprint, digest, codec, size, is_path)
         with self._lock:
             self._memo[fingerprint] = stored
@@ -170,6 +178,19 @@ class ArtifactStore:
             return False
         return self._refresh(path)
 
+    def verify(self, stored: StoredArtifact, artifact: str = "") -> None:
+        """Hash the object's bytes; :class:`CorruptObjectError` (the object removed) if they do not match."""
+        path = self.path(stored.object)
+        try:
+            found: str | None = _hash_file(path)[0]
+        except FileNotFoundError:
+            raise CorruptObjectError(f"the stored object {path} of artifact {artifact!r} is missing", path=path,
+                                     digest=stored.object) from None
+        except OSError:
+            found = None
+        if found != stored.object:
+            raise self._corrupt(path, f"artifact {artifact!r}" if artifact else "a stored artifact", stored, found)
+
     def load(self, stored: StoredArtifact, artifact: str = "") -> Any:
         """The value, read through its codec while its bytes are hashed alongside; an object whose bytes do
         not match its digest (or that is gone) raises :class:`CorruptObjectError` naming it."""
@@ -185,18 +206,34 @@ class ArtifactStore:
             except Exception as exc:
                 found = _safe_hash(hashed)
                 if found is not None and found[0] != stored.object:
-                    raise _corrupt(path, what, stored, found[0]) from exc
+                    raise self._corrupt(path, what, stored, found[0]) from exc
                 raise
             found = _safe_hash(hashed)
         if found is None or found[0] != stored.object:
-            raise _corrupt(path, what, stored, None if found is None else found[0])
+            raise self._corrupt(path, what, stored, None if found is None else found[0])
         return value
 
+    @staticmethod
+    def _corrupt(path: str, what: str, stored: StoredArtifact, found: str | None) -> CorruptObjectError:
+        """The error for an object whose bytes are wrong, which is removed: never used, and written whole
+        again by the next run of its stage (a snapshot that holds the same content gets it back then)."""
+        got = "cannot be read" if found is None else f"now hash to {found[:12]}..."
+        removed = ""
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            removed = " (removed)"
+        return CorruptObjectError(f"the stored object {path} of {what} is corrupt: its bytes {got}, not "
+                                  f"{stored.object[:12]}...; it is not used{removed}", path=path,
+                                  digest=stored.object)
 
-def _corrupt(path: str, what: str, stored: StoredArtifact, found: str | None) -> CorruptObjectError:
-    got = "cannot be read" if found is None else f"now hash to {found[:12]}..."
-    return CorruptObjectError(f"the stored object {path} of {what} is corrupt: its bytes {got}, not "
-                              f"{stored.object[:12]}...; it is not used", path=path, digest=stored.object)
+
+def _nearly_full(folder: str) -> bool:
+    """A write that failed without an errno (numpy's short write) on a disk with less than 1 MiB left."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < (1 << 20)
 
 
 def _safe_hash(future: Any) -> tuple[str, int] | None:

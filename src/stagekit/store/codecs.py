@@ -229,15 +229,19 @@ class CodecTable:
         return hashlib.sha256(f"{reg.codec.name}\0{digest}".encode()).hexdigest()
 
     def write(self, value: Any, path: str | os.PathLike[str], *, fsync: bool = True,
-              permissions: int = 0o444) -> str:
+              permissions: int = 0o444, atomic: bool = True) -> str:
         """Write ``value`` to ``path`` through its codec, atomically; returns the codec's name, for :meth:`read`.
 
         The codec writes a temporary file beside ``path``, which then replaces it: a reader (or a crash) sees
         the old file or the new one, never half of either. With ``fsync`` the file and the rename are made
         durable; without, a caller that syncs many files at once (``syncfs``) does it itself. The file is
-        read-only (``permissions``), as the objects of the store are.
+        read-only (``permissions``), as the objects of the store are. ``atomic=False`` writes ``path`` itself
+        (a temporary of the caller's own, renamed by it: the run store's objects).
         """
         reg = self.codec_for(value)
+        if not atomic:
+            self._call(reg, "write", reg.codec.write, value, os.fspath(path))
+            return reg.codec.name
         with atomic_path(path, permissions=permissions, fsync=fsync, keep_suffixes=0) as tmp:
             self._call(reg, "write", reg.codec.write, value, tmp)
         return reg.codec.name

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from stagekit.plugins.registry import Provenance
     from stagekit.stage import Stage
 
-__all__ = ["FORMAT", "StageFingerprint", "code_text", "path_state", "reason", "schema_text", "stage_fingerprint",
-           "stage_record", "value_fingerprint"]
+__all__ = ["FORMAT", "StageFingerprint", "code_digest", "code_text", "path_state", "reason", "schema_text",
+           "stage_fingerprint", "stage_record", "value_fingerprint"]
 
 FORMAT = 1
 """The fingerprint recipe's version: records of another format never match (and :func:`reason` says why)."""
@@ -78,9 +78,11 @@ class StageFingerprint:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-able data (for the run database); :meth:`from_dict` reads it back."""
-        data = attrs.asdict(self)
-        data["provides"] = list(self.provides)
-        return data
+        return {"stage": self.stage, "code": self.code, "distribution": self.distribution,
+                "distribution_version": self.distribution_version, "version": self.version,
+                "params": dict(self.params), "contracts": dict(self.contracts), "contract_mode": self.contract_mode,
+                "inputs": dict(self.inputs), "provides": list(self.provides), "shown": dict(self.shown),
+                "uncacheable": self.uncacheable, "format": self.format}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StageFingerprint:
@@ -100,13 +102,15 @@ def stage_fingerprint(stage: Stage, provenance: Provenance | None, params: Mappi
 
 def stage_record(stage: Stage, provenance: Provenance | None, params: Mapping[str, Any],
                  input_fingerprints: Mapping[str, str | None], contract_mode: str, *,
-                 version: str | int | None = _FROM_STAGE, table: CodecTable | None = None) -> StageFingerprint:
+                 version: str | int | None = _FROM_STAGE, table: CodecTable | None = None,
+                 code: str | None = None) -> StageFingerprint:
     """The parts of the stage's fingerprint.
 
     ``provenance`` is who registered the stage (its distribution and version count; None for a stage defined
     in code), ``params`` the values the stage runs with, ``input_fingerprints`` its inputs' fingerprints by
     artifact (None for one that has no codec), ``contract_mode`` the mode its contracts run in. ``version``
     defaults to the stage's own ``version``. Params go through ``table`` (default: the built-in codecs).
+    ``code`` is :func:`code_digest` of the stage's function, when the caller has it already.
     """
     if table is None:
         from stagekit.store.builtin_codecs import builtin_codec_table
@@ -129,7 +133,7 @@ def stage_record(stage: Stage, provenance: Provenance | None, params: Mapping[st
     if version is _FROM_STAGE:
         version = getattr(stage, "version", None)
     return StageFingerprint(
-        stage=stage.name, code=_sha256(code_text(stage.callable)),
+        stage=stage.name, code=code if code is not None else code_digest(stage.callable),
         distribution=getattr(provenance, "distribution", None),
         distribution_version=getattr(provenance, "version", None),
         version=None if version is None else str(version), params=param_fps, contracts=_contracts(stage),
@@ -269,6 +273,11 @@ def schema_text(schema: Any) -> str:
     if index is not None:
         parts.append(f"index: {index!r} {getattr(index, 'checks', None)!r}")
     return _ADDRESS.sub("", "\n".join(parts))
+
+
+def code_digest(func: Callable[..., Any]) -> str:
+    """The sha256 of :func:`code_text`: what a fingerprint holds of the code."""
+    return _sha256(code_text(func))
 
 
 def code_text(func: Callable[..., Any]) -> str:

@@ -76,6 +76,7 @@ class RunRecorder:
         rest = [StageRun(r.name, r.status, r.duration, error=None if r.error is None else str(r.error),
                          plugin=r.plugin, reason=r.reason)
                 for r in result.stages.values() if r.name not in rec.recorded]
+        rec.stop()
         rec.add(self.db, run.run_id, rest, now=True)  # never ran, or failed where branches join
         rec.attempt(lambda: self.db.end_run(run.run_id, _status(result)))
         if rec.error is None:
@@ -100,7 +101,8 @@ class RunRecorder:
                          outputs=outputs, error=error, plugin=record.plugin if record is not None else None,
                          reason=record.reason if record is not None else None,
                          saved=record.saved if record is not None else 0.0,
-                         parts=fp.to_dict() if fp is not None else None)
+                         # a cached run's parts are those of the run it reused (the one a later reason compares)
+                         parts=fp.to_dict() if fp is not None and status != "cached" else None)
         rec.add(self.db, run.run_id, [entry], now=status == "failed")
 
 
@@ -112,27 +114,36 @@ class _Recording:
         self.started: dict[str, float] = {}
         self.error: RunStoreError | None = None
         self.pending: list[StageRun] = []  # recorded, not yet committed
-        self.timer: threading.Timer | None = None
         self.lock = threading.Lock()
+        self.writing = threading.Lock()
+        self.flusher: threading.Thread | None = None  # commits what is pending every GROUP_SECONDS
+        self.done = threading.Event()
 
     def add(self, db: RunDatabase, run_id: str, entries: list[StageRun], *, now: bool) -> None:
-        """Commit ``entries`` with those pending: at once (``now``), else within GROUP_SECONDS."""
+        """Commit ``entries`` with those pending: at once (``now``), else within GROUP_SECONDS; the last
+        call (``now``, at the run's end) also stops the flusher."""
         with self.lock:
             self.pending += entries
-            if not now:
-                if self.timer is None:
-                    self.timer = threading.Timer(GROUP_SECONDS, self.flush, (db, run_id))
-                    self.timer.daemon = True
-                    self.timer.start()
-                return
-        self.flush(db, run_id)
+            if not now and self.flusher is None:
+                self.flusher = threading.Thread(target=self._flush_every, args=(db, run_id), daemon=True,
+                                                name="stagekit-run-recorder")
+                self.flusher.start()
+        if now:
+            self.flush(db, run_id)
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.flusher is not None:
+            self.flusher.join()
+
+    def _flush_every(self, db: RunDatabase, run_id: str) -> None:
+        while not self.done.wait(GROUP_SECONDS):
+            self.flush(db, run_id)
 
     def flush(self, db: RunDatabase, run_id: str) -> None:
-        with self.lock:
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
-            pending, self.pending = self.pending, []
+        with self.writing:  # one flush at a time, in order; adding goes on meanwhile (only ``lock`` held)
+            with self.lock:
+                pending, self.pending = self.pending, []
             if pending:
                 self.attempt(lambda: db.record_stages(run_id, pending))
 

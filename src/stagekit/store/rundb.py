@@ -1,21 +1,14 @@
 """The run database: every run and every stage run, in SQLite in the workspace (``.stagekit/runs.sqlite``).
 
 Standard library ``sqlite3`` in WAL mode: readers never wait for a writer; several processes can record runs
-at once (each write is one short ``BEGIN IMMEDIATE`` transaction, waiting for another up to a busy timeout).
-Each record is committed when written, so a crash keeps all that finished (``synchronous=NORMAL``: a power
-cut may lose the last records, never the database's consistency).
-
-Tables (schema version :data:`SCHEMA_VERSION`, in ``schema_version``; a version-1 file is migrated in place
-when opened, a newer one is refused):
-
-- ``runs``: run id, pipeline, start and end (Unix time), status (running, ok, failed, interrupted), the
-  snapshot the run was pinned to, the executor, how many stages it planned, and the host and pid that ran it
-  (a "running" run whose process is gone from this host reads back as "crashed").
-- ``stage_runs``: each stage run of a run: stage, status (ok, failed, cancelled, cached), fingerprint,
-  duration, params, inputs (artifact -> fingerprint), outputs (artifact -> the stored artifact: fingerprint,
-  object digest, codec, size), null where not stored, error, plugin, when recorded, and since version 2 why
-  it ran (``reason``), the seconds a cached one saved (``saved``) and its fingerprint's ``parts`` (JSON or
-  null). SQL reads the JSON columns with ``json_each``. ``recorder.RunRecorder`` writes them as a run goes.
+at once (each write one short ``BEGIN IMMEDIATE`` transaction, waiting for another up to a busy timeout);
+``synchronous=NORMAL``: a power cut may lose the last records, never the database's consistency. Schema
+version :data:`SCHEMA_VERSION` (a version-1 file is migrated when opened, a newer one refused): ``runs`` (id,
+pipeline, start and end, status, snapshot, executor, stages planned, host and pid: a "running" run whose
+process is gone from this host reads back as "crashed") and ``stage_runs`` (stage, status ok, failed,
+cancelled or cached, fingerprint, duration, params, inputs: artifact -> fingerprint, outputs: artifact -> the
+stored artifact or null, error, plugin, when recorded, why it ran, the seconds a cached one saved, the
+fingerprint's parts; JSON columns read in SQL with ``json_each``). ``recorder.RunRecorder`` writes them.
 """
 
 from __future__ import annotations
@@ -55,6 +48,7 @@ _SCHEMA = (
         recorded REAL NOT NULL, {', '.join(_V2_COLUMNS)})""",
     "CREATE INDEX stage_runs_of_run ON stage_runs (run_id)",
     "CREATE INDEX stage_runs_by_fingerprint ON stage_runs (stage, fingerprint) WHERE fingerprint IS NOT NULL",
+    _BY_STAGE := "CREATE INDEX IF NOT EXISTS stage_runs_by_stage ON stage_runs (stage, id)",  # a stage's latest
 )
 _RUN_COLUMNS = "run_id, pipeline, started, ended, status, snapshot, executor, stages, host, pid"
 _STAGE_COLUMNS = ("id, run_id, stage, status, fingerprint, duration, params, inputs, outputs, error, plugin, recorded, "
@@ -132,14 +126,13 @@ class RunDatabase:
         layout.ensure_state()
         return cls(layout.state_dir / DATABASE_NAME, **options)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.path)!r})"
+    def __repr__(self) -> str: return f"{type(self).__name__}({str(self.path)!r})"
 
     def close(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
-            self._conn = None
+            self._conn = None  # (a forked child's copy is dropped, never closed: it is the parent's)
 
     def begin_run(self, run_id: str | None = None, *, pipeline: str, snapshot: str | None = None,
                   executor: str | None = None, stages: int | None = None, started: float | None = None) -> str:
@@ -207,19 +200,27 @@ class RunDatabase:
                                                   "FROM stage_runs WHERE run_id = ? ORDER BY id", (run_id,))]
 
     def latest_stage_run(self, stage: str, fingerprint: str) -> StageRun | None:
-        """The latest successful (ok or cached) run of ``stage`` with this fingerprint, if any."""
-        rows = self._rows(f"look up stage {stage!r}", f"SELECT {_STAGE_COLUMNS} FROM stage_runs WHERE stage = ? AND "
-                          "fingerprint = ? AND status IN ('ok', 'cached') ORDER BY id DESC LIMIT 1",
-                          (stage, fingerprint))
-        return _stage_run(rows[0]) if rows else None
+        """The latest successful (ok or cached) run of ``stage`` with this fingerprint, if any: what a run can
+        reuse (its params, inputs and parts are not read back: this is asked for every stage of a run)."""
+        rows = self._rows(f"look up stage {stage!r}", "SELECT id, run_id, status, duration, outputs, plugin, recorded, "
+                          "reason, saved FROM stage_runs WHERE stage = ? AND fingerprint = ? AND status IN ('ok', "
+                          "'cached') ORDER BY id DESC LIMIT 1", (stage, fingerprint))
+        if not rows:
+            return None
+        r = rows[0]
+        return StageRun(stage, r[2], r[3], fingerprint, outputs=json.loads(r[4]), plugin=r[5], run_id=r[1], id=r[0],
+                        recorded=r[6], reason=r[7], saved=r[8])
 
     def previous_stage_run(self, stage: str, pipeline: str | None = None) -> StageRun | None:
         """The latest ok or cached run of ``stage`` with ``parts`` (in runs of ``pipeline`` only, if given)."""
-        rows = self._rows(f"look up the previous run of stage {stage!r}", f"SELECT {_STAGE_COLUMNS} FROM stage_runs "
-                          "WHERE stage = ? AND parts IS NOT NULL AND status IN ('ok', 'cached') AND run_id IN (SELECT "
-                          "run_id FROM runs WHERE pipeline = coalesce(?, pipeline)) ORDER BY id DESC LIMIT 1",
-                          (stage, pipeline))
+        rows = self._rows(f"look up the previous run of stage {stage!r}", f"SELECT {_S_COLUMNS} FROM stage_runs s "
+                          "WHERE s.stage = ? AND s.parts IS NOT NULL AND s.status IN ('ok', 'cached') AND (? IS NULL "
+                          "OR EXISTS (SELECT 1 FROM runs r WHERE r.run_id = s.run_id AND r.pipeline = ?)) "
+                          "ORDER BY s.id DESC LIMIT 1", (stage, pipeline, pipeline))
         return _stage_run(rows[0]) if rows else None
+
+    def recorded_stages(self) -> set[str]:  # asked once a run: a stage never recorded needs no lookup
+        return {r[0] for r in self._rows("list the recorded stages", "SELECT DISTINCT stage FROM stage_runs")}
 
     def latest_output(self, artifact: str, run: str = "latest") -> tuple[StageRun, Mapping[str, Any]]:
         """The latest recorded ok or cached stage run that stored ``artifact`` in the newest run that stored it,
@@ -305,6 +306,7 @@ class RunDatabase:
                 for column in _V2_COLUMNS:
                     conn.execute(f"ALTER TABLE stage_runs ADD COLUMN {column}")
                 conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+            conn.execute(_BY_STAGE)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -343,8 +345,8 @@ class RunDatabase:
                 raise
 
     def _rows(self, doing: str, sql: str, args: Any = ()) -> list[Any]:
-        with self._write(doing, begin="BEGIN") as conn:  # a read transaction: one consistent view
-            return conn.execute(sql, args).fetchall()
+        with self._lock, self._guard(doing):  # one statement: consistent on its own, no transaction needed
+            return self._connection().execute(sql, args).fetchall()
 
     @contextlib.contextmanager
     def _guard(self, doing: str) -> Iterator[None]:

@@ -17,18 +17,26 @@ import contextlib
 import difflib
 import hashlib
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from stagekit.errors import CorruptObjectError, MissingInputError, PipelineError, RunStoreError, UnstorableError
+from stagekit.errors import (
+    CorruptObjectError,
+    MissingInputError,
+    PipelineError,
+    PipelineWarning,
+    RunStoreError,
+    UnstorableError,
+)
 from stagekit.records import LazyValues
 from stagekit.run.incremental import Decision, Incremental, Reuse
 from stagekit.store.artifacts import ArtifactStore, StoredArtifact
 from stagekit.store.codecs import CodecTable
-from stagekit.store.fingerprints import StageFingerprint, reason, stage_record, value_fingerprint
+from stagekit.store.fingerprints import StageFingerprint, code_digest, reason, stage_record, value_fingerprint
 from stagekit.store.recorder import RunRecorder
 from stagekit.store.rundb import RunDatabase, StageRun
 
@@ -82,12 +90,17 @@ class RunStore:
         self.contracts, self.stage_contracts = contracts, dict(stage_contracts or {})
         self.origins = dict(origins or {})
         self._initial: dict[str, tuple[Any, str | None]] = {}  # artifact -> (value, fingerprint), once a run
+        self._unread: set[tuple[str, str]] = set()  # (stage, artifact) no stage of the run reads: verified here
+        self._known = self.db.recorded_stages()  # a stage never recorded needs no lookup: "no earlier run"
+        self._code: dict[int, tuple[Any, str]] = {}  # id(function) -> (function, code digest), once a run
 
     # --- before the run --------------------------------------------------------------------------------
 
     def check(self, dag: Dag, artifacts: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]]) -> None:
         """Refuse, before any stage starts, ``rerun`` names that are not stages of the run, and stages whose
         outputs must come from the store but are not there (only where that can be known before the run)."""
+        read = {a for s in dag.stages.values() for a in s.requires}
+        self._unread = {(s.name, a) for s in dag.stages.values() for a in s.provides if a not in read}
         unknown = sorted(self.rerun - set(dag.stages))
         problems = [f"--rerun {n!r}: no such stage in this run" + _close(n, dag.stages) for n in unknown]
         problems += [f"--rerun {n!r}: that stage is not selected (the run takes what it made from the run "
@@ -118,6 +131,7 @@ class RunStore:
         inc = Incremental(self, dag.plan, artifacts)
         plans: list[Plan] = []
         runs: set[str] = set()
+        missing: set[str] = set()
         for name in dag.order:
             stage = dag.stages[name]
             upstream = [d for d in dag.deps[name] if d in runs]
@@ -125,10 +139,20 @@ class RunStore:
                 runs.add(name)
                 plans.append(Plan(name, "run", f"upstream {upstream[0]!r} runs"))
                 continue
+            if upstream:  # to come from the store, after a stage that runs: known only once that has run
+                lacking = [d for d in upstream if d in missing]
+                if lacking:
+                    runs.add(name)
+                    missing.add(name)
+                    plans.append(Plan(name, "missing", f"its upstream {lacking[0]!r} is not in the store either"))
+                else:
+                    plans.append(Plan(name, "cached", f"from the store if {upstream[0]!r} makes what it made before"))
+                continue
             try:
                 decision = inc.decide(stage, {**stage.params, **params.get(name, {})})
             except MissingInputError as exc:
                 runs.add(name)
+                missing.add(name)
                 plans.append(Plan(name, "missing", exc.reason))
                 continue
             if decision.reuse is None:
@@ -172,7 +196,11 @@ class RunStore:
     def decide(self, stage: Stage, params: Mapping[str, Any], inputs: Mapping[str, str | None], *,
                redo: str | None = None) -> Decision:
         mode = self.stage_contracts.get(stage.name) or stage.contract_mode or self.contracts
-        fp = stage_record(stage, self.origins.get(stage.name), params, inputs, mode, table=self.table)
+        func = stage.callable
+        known = self._code.get(id(func))
+        if known is None or known[0] is not func:
+            known = self._code[id(func)] = (func, code_digest(func))
+        fp = stage_record(stage, self.origins.get(stage.name), params, inputs, mode, table=self.table, code=known[1])
         only_stored = stage.name in self.from_store
         if redo is not None:
             why = redo
@@ -184,6 +212,8 @@ class RunStore:
             why = "the cache is off (--no-cache)"
         elif fp.digest is None:
             why = f"not cached: {fp.uncacheable}"
+        elif stage.name not in self._known:
+            why = "no earlier run"
         else:
             hit = self.db.latest_stage_run(stage.name, fp.digest)
             if hit is not None:
@@ -216,6 +246,12 @@ class RunStore:
                               "value)")
             if not self.artifacts.has(ref):
                 return None, f"the stored output {artifact!r} is gone (object {ref.object[:12]}...)"
+            if (stage.name, artifact) in self._unread:  # a result of the run: no later stage would verify it
+                try:
+                    self.artifacts.verify(ref, artifact)
+                except CorruptObjectError as exc:
+                    warnings.warn(PipelineWarning(f"{exc}; stage {stage.name!r} runs again"), stacklevel=2)
+                    return None, f"its stored output {artifact!r} was corrupt"
             if ref.path:
                 try:
                     now = value_fingerprint(self.artifacts.load(ref, artifact), self.table)
