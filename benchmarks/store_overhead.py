@@ -16,7 +16,11 @@ every stage runs, its output is stored and the stage run recorded; the recorder 
 ``stagekit.store.recorder.GROUP_SECONDS``), and on, run again (the same workspace, a new ``Pipeline``:
 every stage is reused from the store, "cached"), each against off::
 
-    python benchmarks/store_overhead.py                       # 10,000 stages, 3 rounds (10 minutes today)
+A reference is measured in the same run: writing as many small files as the distinct shape stores, each
+created in a temporary folder, closed, read back and renamed into a fan-out folder (what storing one new
+object costs the filesystem, whatever stagekit does around it).
+
+    python benchmarks/store_overhead.py                       # 10,000 stages, 3 rounds (about a minute)
     python benchmarks/store_overhead.py --stages 2000 --repeats 5
 """
 
@@ -92,6 +96,27 @@ def measure(stages: list[Any], repeats: int, root: str | None) -> dict[str, list
     return times
 
 
+def object_floor(n: int, root: str | None) -> float:
+    """Seconds to create n small files (write, close, read back, rename into one of 256 folders)."""
+    base = tempfile.mkdtemp(prefix="floor-", dir=root)
+    try:
+        tmp, objects = os.path.join(base, "tmp"), os.path.join(base, "objects")
+        os.makedirs(tmp)
+        for i in range(256):
+            os.makedirs(os.path.join(objects, f"{i:02x}"))
+        start = time.perf_counter()
+        for i in range(n):
+            path = f"{tmp}/{i}"
+            with open(path, "wb") as f:
+                f.write(str(i).encode())
+            with open(path, "rb") as f:
+                f.read()
+            os.replace(path, f"{objects}/{i % 256:02x}/{i}")
+        return time.perf_counter() - start
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def _spread(times: list[float]) -> str:
     return f"({min(times):.3f}-{max(times):.3f})"
 
@@ -125,6 +150,10 @@ def main() -> None:
             verdict = "MET" if extra <= TARGET_US else "NOT MET"
             print(f"{'':12} {label:18} {on:8.3f} {_spread(times[key]):>15} {on / n * 1e6:9.1f} {extra:15.1f}  "
                   f"{TARGET_US:5.0f}us  {verdict}")
+    floors = [object_floor(n, args.dir) for _ in range(args.repeats)]
+    floor = statistics.median(floors)
+    print(f"\nreference: {n} small files created, read back and renamed: {floor:.3f} s {_spread(floors)}, "
+          f"{floor / n * 1e6:.1f} us each (the filesystem's part of storing one new object)")
 
 
 if __name__ == "__main__":
