@@ -5,6 +5,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,3 +66,14 @@ def fill_disk(monkeypatch: pytest.MonkeyPatch, after: int = 0, also: Sequence[st
         if hasattr(os, name):
             monkeypatch.setattr(os, name, full(name, getattr(os, name), always=name in also))
     return refused
+
+
+def unshare_or_skip() -> str:
+    """The path of ``unshare`` (to mount a really full tmpfs in a private namespace), or the test is skipped."""
+    unshare = shutil.which("unshare")
+    if unshare is None or sys.platform != "linux":
+        pytest.skip("needs Linux unshare(1)")
+    probe = subprocess.run([unshare, "-rm", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"user and mount namespaces are not available: {probe.stderr.decode().strip()}")
+    return unshare

@@ -153,6 +153,20 @@ class LazyValues(Mapping[str, Any]):
         return "LazyValues({" + ", ".join(shown) + "})"
 
 
+@attrs.frozen
+class StoredValue:
+    """A big output that the worker which made it left in the run store instead of sending it back: the
+    process executor hands this on, and whoever needs the value (the next stage's worker, a merge, the run's
+    result) reads it from ``store`` (an ``ArtifactStore``) with :meth:`load`."""
+
+    store: Any
+    stored: Any  # a StoredArtifact
+    artifact: str
+
+    def load(self) -> Any:
+        return self.store.load(self.stored, self.artifact)
+
+
 # --- what executors are handed and hand back ----------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ import pytest
 
 from stagekit.errors import SnapshotError, WorkspaceLockedError
 from stagekit.workspace import Workspace
-from store_tools import contents_are_whole, fill_disk, stored_at, stored_files
+from store_tools import contents_are_whole, fill_disk, stored_at, stored_files, unshare_or_skip
 
 ENOSPC = os.strerror(errno.ENOSPC)
 
@@ -437,19 +437,9 @@ _FULL = textwrap.dedent("""
 """)
 
 
-def _unshare() -> str:
-    unshare = shutil.which("unshare")
-    if unshare is None or sys.platform != "linux":
-        pytest.skip("needs Linux unshare(1)")
-    probe = subprocess.run([unshare, "-rm", "true"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"user and mount namespaces are not available: {probe.stderr.decode().strip()}")
-    return unshare
-
-
 def test_on_a_really_full_filesystem(tmp_path: Path) -> None:
     """The issue as a user meets it: a 1 MiB filesystem with two snapshots, filled to the last byte."""
-    unshare = _unshare()
+    unshare = unshare_or_skip()
     (tmp_path / "mnt").mkdir()
     (tmp_path / "elsewhere").mkdir()
     run = subprocess.run([unshare, "-rm", sys.executable, "-c", _FULL, str(tmp_path / "mnt"),

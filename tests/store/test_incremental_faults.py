@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 
 from stagekit import PipelineWarning, StageError
 from stagekit.store.rundb import RunDatabase
+from store_tools import unshare_or_skip
 
 SHIFTED = {"shift": {"offset": 2}}
 
@@ -242,22 +242,12 @@ FULL = textwrap.dedent("""
 """)
 
 
-def _unshare() -> str:
-    unshare = shutil.which("unshare")
-    if unshare is None or sys.platform != "linux":
-        pytest.skip("needs Linux unshare(1)")
-    probe = subprocess.run([unshare, "-rm", "true"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"user and mount namespaces are not available: {probe.stderr.decode().strip()}")
-    return unshare
-
-
 @pytest.fixture(scope="module")
 def full_disk(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Runs in a workspace on a 2 MiB tmpfs (a private mount namespace): one that fits, then, with the disk
     filled to 256 kB, one whose 1.2 MB output (a DataFrame, then a numpy array) does not, then one after the
     space is freed."""
-    unshare = _unshare()
+    unshare = unshare_or_skip()
     mnt = tmp_path_factory.mktemp("full") / "mnt"
     mnt.mkdir()
     proc = subprocess.run([unshare, "-rm", sys.executable, "-c", FULL, str(mnt)], capture_output=True, text=True,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 from stagekit import Host, Pipeline, RunStoreError, StageError, stage
 from stagekit.store.recorder import GROUP_SECONDS, RunRecorder
 from stagekit.store.rundb import SCHEMA_VERSION, RunDatabase, StageRun
+from store_tools import unshare_or_skip
 
 SRC = str(Path(__file__).parents[2] / "src")
 
@@ -615,12 +615,7 @@ FULL = textwrap.dedent("""
 
 
 def test_a_full_disk_fails_the_write_clearly_and_keeps_the_database_consistent(tmp_path: Path) -> None:
-    unshare = shutil.which("unshare")
-    if unshare is None or sys.platform != "linux":
-        pytest.skip("needs Linux unshare(1)")
-    probe = subprocess.run([unshare, "-rm", "true"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"user and mount namespaces are not available: {probe.stderr.decode().strip()}")
+    unshare = unshare_or_skip()
     (tmp_path / "mnt").mkdir()
     proc = subprocess.run([unshare, "-rm", sys.executable, "-c", FULL, str(tmp_path / "mnt"), SRC],
                           capture_output=True, text=True, timeout=120, check=False)

@@ -23,7 +23,6 @@ from stagekit.records import Outcome, StageRecord
 
 if TYPE_CHECKING:
     from stagekit.graph.dag import Dag
-    from stagekit.records import RunInfo
     from stagekit.run.options import RunOptions
     from stagekit.stage import Stage
 
@@ -117,8 +116,6 @@ class IncrementalSteps:
     # what they use of the run (set by ``_Run``)
     inc: Incremental | None
     opts: RunOptions
-    info: RunInfo
-    on_error: Any
     dag: Dag
     produced: dict[str, dict[str, Any]]
     records: dict[str, StageRecord]
@@ -131,8 +128,8 @@ class IncrementalSteps:
         def fail(self, name: str | None, error: BaseException) -> None: ...
         def finished(self, name: str, stage: Any, record: StageRecord) -> bool: raise NotImplementedError
         def plugin_of(self, name: str) -> str | None: raise NotImplementedError
-        def hook_error(self, caller: Any, exc: BaseException, stage: str | None) -> StagekitError:
-            raise NotImplementedError
+        def stage_failed(self, name: str, stage: Any, record: StageRecord, error: BaseException | None,
+                         reported: BaseException) -> None: ...
 
     def reuse(self, name: str, stage: Any, params: dict[str, Any]) -> bool:
         """With a run store: True if the stage is taken from it (finished at once, without the executor)."""
@@ -182,16 +179,7 @@ class IncrementalSteps:
         failed = [(a, s) for a, s in stored.items() if isinstance(s, str) and s.startswith("error: ")]
         if failed:  # the stage failed to finish (its outputs are kept in the result); the run fails, naming it
             artifact, why = failed[0]
-            record.status = "failed"
-            record.error = RunStoreError(f"stage {name!r} ran, but its output {artifact!r} could not be stored: "
-                                         f"{why[7:]}")
-            self.fail(name, record.error)
-            if self.on_error is not None:
-                try:
-                    self.on_error(run=self.info, stage=stage, error=record.error)
-                except KeyboardInterrupt:
-                    raise
-                except BaseException as exc:
-                    self.fail(name, self.hook_error(self.on_error, exc, name))
+            error = RunStoreError(f"stage {name!r} ran, but its output {artifact!r} could not be stored: {why[7:]}")
+            self.stage_failed(name, stage, record, error, error)
             return False
         return True

@@ -10,6 +10,7 @@ How a run stops when something fails is in :mod:`stagekit.run.stopping`; what ch
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
 import uuid
@@ -29,7 +30,7 @@ from stagekit.errors import (
 )
 from stagekit.graph.dag import INITIAL, Dag
 from stagekit.graph.plan import Merged, Version, VersionPlan, plan_versions
-from stagekit.records import LazyValues, Outcome, RunInfo, RunResult, StageRecord, Task
+from stagekit.records import LazyValues, Outcome, RunInfo, RunResult, StageRecord, StoredValue, Task
 from stagekit.run import faults, logs
 from stagekit.run.incremental import Decision, Incremental, IncrementalSteps
 from stagekit.run.options import RunOptions
@@ -167,21 +168,27 @@ class _Run(IncrementalSteps, StoppingSteps):
             record.logs = logs.emit(name, outcome.logs) if outcome.forwarded else outcome.logs
         stage = self.dag.stages[name]
         if outcome.error is not None or outcome.outputs is None:
-            record.status, record.error = "failed", outcome.error
-            self.fail(name, outcome.error or ExecutorError(f"stage {name!r} gave no outputs and no error"))
-            if self.on_error is not None:
-                try:
-                    self.on_error(run=self.info, stage=stage, error=outcome.error)
-                except KeyboardInterrupt:
-                    raise
-                except BaseException as exc:
-                    self.fail(name, self.hook_error(self.on_error, exc, name))
+            self.stage_failed(name, stage, record, outcome.error,
+                              outcome.error or ExecutorError(f"stage {name!r} gave no outputs and no error"))
             return False
         self.produced[name] = outcome.outputs
         record.provided = stage.provides
         if self.inc is not None and not self.store(name, stage, record, outcome):
             return False
         return self.finished(name, stage, record)
+
+    def stage_failed(self, name: str, stage: Any, record: StageRecord, error: BaseException | None,
+                     reported: BaseException) -> None:
+        """The stage failed with ``error``: recorded, the run fails (with ``reported``), the error hook fires."""
+        record.status, record.error = "failed", error
+        self.fail(name, reported)
+        if self.on_error is not None:
+            try:
+                self.on_error(run=self.info, stage=stage, error=error)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                self.fail(name, self.hook_error(self.on_error, exc, name))
 
     def finished(self, name: str, stage: Any, record: StageRecord) -> bool:
         if self.after is not None:
@@ -262,6 +269,9 @@ class _Run(IncrementalSteps, StoppingSteps):
             lazy = self.produced.get(version) if isinstance(version, str) else None
             if isinstance(lazy, LazyValues) and not lazy.loaded(artifact):  # reused: read only if asked for
                 deferred[artifact] = lazy.loader(artifact)
+                continue
+            if lazy is not None and lazy[artifact].__class__ is StoredValue:  # left in the store by its worker
+                deferred[artifact] = functools.partial(materialize, lazy[artifact])
                 continue
             try:
                 artifacts[artifact] = materialize(self.value(artifact, version, "the end of the run"))

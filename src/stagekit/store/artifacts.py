@@ -245,11 +245,14 @@ def _safe_hash(future: Any) -> tuple[str, int] | None:
 
 
 def _hash_file(path: str) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    buf = bytearray(_BUF)
-    view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
+        data = f.read(_BUF)
+        h = hashlib.sha256(data)
+        size = len(data)
+        if size < _BUF:  # a small object, the usual case: one read, no buffer to set up
+            return h.hexdigest(), size
+        buf = bytearray(_BUF)
+        view = memoryview(buf)
         while n := f.readinto(buf):
             h.update(view[:n])
             size += n

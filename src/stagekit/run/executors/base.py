@@ -13,7 +13,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stagekit.errors import ContractError, StagekitError, StageTimeoutError
-from stagekit.records import Checker, LogEntry, Outcome, Task
+from stagekit.records import Checker, LogEntry, Outcome, StoredValue, Task
 from stagekit.run import isolation, logs
 from stagekit.run.isolation import _KIND, guard
 from stagekit.run.logs import current as _current
@@ -64,6 +64,8 @@ def _run(task: Task) -> Outcome:
     stage = task.stage
     checker = task.checker
     kwargs = task.kwargs
+    if task.store is not None:  # an input another worker left in the run store: read it here
+        kwargs = {k: v.load() if v.__class__ is StoredValue else v for k, v in kwargs.items()}
     for name in stage.requires:  # frames as copy-on-write copies, arrays read-only: an edit stays here
         if _KIND.get(kwargs[name].__class__) != 0:  # (plain immutable values, the usual case, need nothing)
             kwargs = guard(kwargs, stage.requires)

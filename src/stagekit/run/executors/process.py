@@ -34,13 +34,13 @@ import os
 import pickle
 import signal
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from multiprocessing.connection import Connection, wait
 from time import perf_counter
 from typing import Any
 
 from stagekit.errors import ExecutorError
-from stagekit.records import Outcome, Task
+from stagekit.records import LazyValues, Outcome, StoredValue, Task
 from stagekit.run.executors.base import DriverMemoryExecutor, stopped, timed_out
 from stagekit.run.executors.process_worker import context, dumps, worker_main
 
@@ -93,6 +93,7 @@ class ProcessExecutor(DriverMemoryExecutor):
         self._idle: list[_Worker] = []
         self._busy: dict[Connection, _Worker] = {}
         self._queue: deque[_Packed] = deque()
+        self._store: tuple[Any, bytes] | None = None  # the run store and its pickle
         self._done: list[Outcome] = []
         # before multiprocessing joins its children at exit, and when this executor is collected
         self._finalizer = multiprocessing.util.Finalize(self, _end_all, args=(self._all,), exitpriority=10)
@@ -146,6 +147,28 @@ class ProcessExecutor(DriverMemoryExecutor):
         self._dispatch()
         return out
 
+    # --- values a worker left in the run store (StoredValue): read where they are needed in the driver ---
+
+    def materialize(self, value: Any) -> Any:
+        return value.load() if value.__class__ is StoredValue else value
+
+    def run_merge(self, merge: Callable[[Any, list[Any]], Any], base: Any, branches: list[Any]) -> Any:
+        return merge(self.materialize(base), [self.materialize(b) for b in branches])
+
+    def collect_outputs(self, outputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Each stage's outputs; those left in the store are read only if asked for (``LazyValues``)."""
+        for name, values in outputs.items():
+            left = {a: v.load for a, v in values.items() if v.__class__ is StoredValue}
+            if left:
+                outputs[name] = LazyValues(left, {a: v for a, v in values.items() if a not in left})  # type: ignore[assignment]
+        return outputs
+
+    def _store_bytes(self, store: Any) -> bytes:
+        """The run store, pickled once a run (it is the same for every task)."""
+        if self._store is None or self._store[0] is not store:
+            self._store = (store, dumps(store))
+        return self._store[1]
+
     def shutdown(self, *, cancel: bool) -> None:
         self._queue.clear()
         self._idle, self._busy = [], {}
@@ -179,8 +202,9 @@ class ProcessExecutor(DriverMemoryExecutor):
             return self._refused(name, f"stage {name!r} has a param that cannot be sent to a worker process: "
                                       f"{type(exc).__name__}: {exc}; use the thread executor")
         contracts = None if task.checker is None else task.checker.spec
-        header = pickle.dumps((name, stage_bytes, names, params_bytes, contracts, task.log_level, task.strict),
-                              protocol=pickle.HIGHEST_PROTOCOL)
+        store_bytes = None if task.store is None else self._store_bytes(task.store)
+        header = pickle.dumps((name, stage_bytes, names, params_bytes, contracts, task.log_level, task.strict,
+                               store_bytes), protocol=pickle.HIGHEST_PROTOCOL)
         return task, header, inputs, 1
 
     def _refuse(self, name: str, message: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from stagekit.contracts.checker import checker_for
 from stagekit.errors import ExecutorError
-from stagekit.records import ContractSpec, Outcome, Task
+from stagekit.records import ContractSpec, Outcome, StoredValue, Task
 from stagekit.run import logs
 from stagekit.run.executors.base import run_task
 
@@ -36,24 +36,36 @@ def dumps(value: Any) -> bytes:
     return data
 
 
+LEFT_IN_STORE = 1 << 20
+"""With the run store: an output stored in at least this many bytes stays there (a :class:`StoredValue` goes
+back instead), so that a big value is written once by its worker and read by the next one, never sent
+through the driver."""
+
+
 def run_packed(stage_bytes: bytes, inputs: dict[str, bytes], params_bytes: bytes,
-               contracts: ContractSpec | None, log_level: int | None, strict: bool = False) -> bytes:
+               contracts: ContractSpec | None, log_level: int | None, strict: bool = False,
+               store_bytes: bytes | None = None) -> bytes:
     """Runs in the worker: unpickle, run, and send back the outcome (its outputs pickled one by one)."""
     stage = pickle.loads(stage_bytes)
+    store = None if store_bytes is None else pickle.loads(store_bytes)
     kwargs = {name: pickle.loads(data) for name, data in inputs.items()}
     kwargs.update(pickle.loads(params_bytes))
     try:
         checker = None if contracts is None else checker_for(contracts)
     except Exception as exc:
         return pack(Outcome(stage.name, None, portable(exc)))
-    outcome = run_task(Task(stage, kwargs, checker, log_level, strict=strict))
+    outcome = run_task(Task(stage, kwargs, checker, log_level, strict=strict, store=store))
     outcome.forwarded = True  # captured here, not seen by the driver's handlers: the runner re-emits them
     outcome.warnings = [str(w) for w in outcome.warnings]
     if outcome.error is not None:
         outcome.error = portable(outcome.error)
         return pack(outcome)
     packed: dict[str, Any] = {}
+    stored = outcome.stored or {}
     for name, value in (outcome.outputs or {}).items():
+        kept = stored.get(name)
+        if getattr(kept, "size", 0) >= LEFT_IN_STORE:
+            value = StoredValue(store, kept, name)
         try:
             packed[name] = dumps(value)
         except Exception as exc:
@@ -100,13 +112,13 @@ def worker_main(conn: Connection, alive: Connection) -> None:
             return
         if not message:
             return
-        name, stage_bytes, names, params_bytes, contracts, log_level, strict = pickle.loads(message)
+        name, stage_bytes, names, params_bytes, contracts, log_level, strict, store_bytes = pickle.loads(message)
         try:
             inputs = {n: conn.recv_bytes() for n in names}
         except (EOFError, OSError):
             return
         try:
-            answer = run_packed(stage_bytes, inputs, params_bytes, contracts, log_level, strict)
+            answer = run_packed(stage_bytes, inputs, params_bytes, contracts, log_level, strict, store_bytes)
         except BaseException as exc:  # unpickling the stage or an input failed: still this task's outcome
             answer = pack(Outcome(name, None, portable(exc)))
         del inputs
