@@ -134,3 +134,40 @@ def test_a_path_is_fingerprinted_by_what_it_names(tmp_path: Path) -> None:
     assert path_state(str(data)) == before  # a workspace's own state is nobody's input
     (data / "a.csv").write_text("x\n2\n3\n")
     assert path_state(str(data)) != before
+
+
+def big_frame(n: int) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    return pd.DataFrame({"x": np.arange(n, dtype="float64"), "y": np.linspace(0.0, 1.0, n)})
+
+
+def add_column(frame: Any, column: str) -> Any:
+    frame = frame.copy()
+    frame[column] = 1.0
+    return frame
+
+
+def frame_total(frame: Any) -> float:
+    return float(frame.to_numpy().sum())
+
+
+BIG = [stage(big_frame, requires=["n"], provides=["frame"]),
+       stage(add_column, name="add_a", requires=["frame"], provides=["frame"], params={"column": "a"}),
+       stage(add_column, name="add_b", requires=["frame"], provides=["frame"], params={"column": "b"}),
+       stage(frame_total, requires=["frame"], provides=["total"])]
+
+
+def test_under_the_process_executor_a_big_output_stays_in_the_store_for_the_next_worker(tmp_path: Path) -> None:
+    pipeline = Pipeline(BIG, host=Host.isolated())
+    plain = pipeline.run({"n": 200_000})  # 200,000 x 2 floats: over 1 MiB stored
+    stored = pipeline.run({"n": 200_000}, workspace=tmp_path, executor="process", workers=2)
+    made = stored.outputs["big_frame"]
+    assert isinstance(made, LazyValues) and not made.loaded("frame")  # it never came back to the driver
+    assert stored.artifacts["total"] == plain.artifacts["total"]
+    assert stored.artifacts["frame"].equals(plain.artifacts["frame"])  # merged where add_a and add_b join
+    assert made["frame"].equals(plain.outputs["big_frame"]["frame"])  # read from the store when asked
+    again = pipeline.run({"n": 200_000}, workspace=tmp_path, executor="process", workers=2)
+    assert {r.status for r in again.stages.values()} == {"cached"}
+    assert again.artifacts["total"] == plain.artifacts["total"]
