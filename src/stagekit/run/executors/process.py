@@ -158,6 +158,8 @@ class ProcessExecutor(DriverMemoryExecutor):
     def collect_outputs(self, outputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Each stage's outputs; those left in the store are read only if asked for (``LazyValues``)."""
         for name, values in outputs.items():
+            if isinstance(values, LazyValues):  # reused from the store: read when asked for already
+                continue
             left = {a: v.load for a, v in values.items() if v.__class__ is StoredValue}
             if left:
                 outputs[name] = LazyValues(left, {a: v for a, v in values.items() if a not in left})  # type: ignore[assignment]
