@@ -45,8 +45,11 @@ def demo(session: nox.Session) -> None:
     session.install(".", *LOCAL_PLUGINS)
     session.chdir("examples/momentum")
     session.run("stagekit", "check", "pipeline.toml")
-    session.run("stagekit", "run", "pipeline.toml", "--param", "generate_raw_prices.symbols=60",
-                "--param", "generate_raw_prices.years=6")
+    small = ["--param", "generate_raw_prices.symbols=60", "--param", "generate_raw_prices.years=6"]
+    session.run("stagekit", "run", "pipeline.toml", *small)
+    session.run("stagekit", "explain", "pipeline.toml", *small, "--param", "finalize_selection.top_n=10")
+    session.run("stagekit", "run", "pipeline.toml", *small)  # again: reused from the run store
+    session.run("stagekit", "runs", "show", "latest")
 
 
 @nox.session(python=PYTHON)
