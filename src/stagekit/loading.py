@@ -159,7 +159,6 @@ def load_pipeline(
     snapshot holds reads the snapshot's read-only checkout instead of the live file; the checkout's root and
     the snapshot's name are initial artifacts too (``snapshot``, ``snapshot_name``), for stages that want them.
     """
-    from stagekit.graph.select import narrow
     from stagekit.pipeline import Pipeline
     from stagekit.plugins.host import Host
 
@@ -183,19 +182,29 @@ def load_pipeline(
     selection = (pf.stages, pf.tags, pf.targets) if stages is None and tags is None and targets is None else (
         tuple(stages or ()), tuple(tags or ()), tuple(targets or ()))
     pipeline = Pipeline.from_host(host, *selection, given, plugins=pf.plugins)
-    chosen = [s.name for s in pipeline.stages]
     if from_stages is not None or to_stages is not None:
+        from stagekit.graph.select import narrow
+
         chosen = narrow(pipeline.stages, from_stages, to_stages)
         pipeline = Pipeline([s for s in pipeline.stages if s.name in chosen], host=host)
-    if recorded_in(workspace, pf.workspace) is not None:  # what the selection needs and does not make: stored?
-        made = created_by(pipeline.stages)
-        given = [*artifacts, *(name for name in catalog if name not in made)]
-        full = Pipeline.from_host(host, targets=chosen, given=given, plugins=pf.plugins)
-        extra = {s.name for s in full.stages} - set(chosen)
-        if extra:
-            pipeline = Pipeline(full.stages, host=host, from_store=extra)
+    if recorded_in(workspace, pf.workspace) is not None:
+        pipeline = _with_stored_inputs(pipeline, artifacts, catalog, pf.plugins)
     artifacts.update(catalog_inputs(pipeline.stages, catalog, snapshot, workspace))
     return LoadedPipeline(pf, pipeline, artifacts, settings, snapshot, catalog, workspace)
+
+
+def _with_stored_inputs(pipeline: Pipeline, artifacts: Mapping[str, Any], catalog: Mapping[str, CatalogEntry],
+                        plugins: Iterable[str]) -> Pipeline:
+    """The selection with the stages upstream that make what it needs and neither it nor the catalog does:
+    in the pipeline as ``from_store`` (taken from the run store, never run)."""
+    from stagekit.pipeline import Pipeline
+
+    chosen = [s.name for s in pipeline.stages]
+    made = created_by(pipeline.stages)
+    given = [*artifacts, *(name for name in catalog if name not in made)]
+    full = Pipeline.from_host(pipeline.host, targets=chosen, given=given, plugins=plugins)
+    extra = {s.name for s in full.stages} - set(chosen)
+    return Pipeline(full.stages, host=pipeline.host, from_store=extra) if extra else pipeline
 
 
 def catalog_inputs(stages: Iterable[Stage], catalog: Mapping[str, CatalogEntry], snapshot: str | None = None,

@@ -186,10 +186,7 @@ class Pipeline:
         checker = contract_checker(dag, host, contracts, settings.stage_contracts)
         store = None
         if workspace is not None or self.from_store:
-            store = self.run_store(workspace, name, snapshot, settings, cache=cache, rerun=rerun)
-            store.check(dag, artifacts, settings.params)
-            for said in store.unstored_outputs(dag):
-                warnings.warn(PipelineWarning(said), stacklevel=2)
+            store = self._checked_store(dag, artifacts, workspace, name, snapshot, settings, cache, rerun)
         ex = make_executor(host, executor, workers, dict(settings.executor_options))
         info = RunInfo(uuid.uuid4().hex[:12], tuple(dag.order), executor, workers, contracts, snapshot)
         opts = RunOptions(executor=ex, merge=host.registry.merge_table.merge, hook=host.hook, checker=checker,
@@ -200,6 +197,16 @@ class Pipeline:
             return run_dag(dag, artifacts, opts)
         with store.recording(host):
             return run_dag(dag, artifacts, opts)
+
+    def _checked_store(self, dag: Dag, artifacts: Mapping[str, Any], workspace: str | os.PathLike[str] | None,
+                       name: str, snapshot: str | None, settings: RunSettings, cache: bool,
+                       rerun: Iterable[str]) -> RunStore:
+        """The run's store, once it refused what it must before any stage starts and warned of what it keeps not."""
+        store = self.run_store(workspace, name, snapshot, settings, cache=cache, rerun=rerun)
+        store.check(dag, artifacts, settings.params)
+        for said in store.unstored_outputs(dag):
+            warnings.warn(PipelineWarning(said), stacklevel=4)
+        return store
 
     def run_store(self, workspace: str | os.PathLike[str] | None, name: str, snapshot: str | None,
                   settings: RunSettings, *, cache: bool = True, rerun: Iterable[str] = ()) -> RunStore:
