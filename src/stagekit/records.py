@@ -4,7 +4,7 @@ plugins can name them without importing the runner."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -165,6 +165,46 @@ class StoredValue:
 
     def load(self) -> Any:
         return self.store.load(self.stored, self.artifact)
+
+
+# --- what the runner asks of a run store -------------------------------------------------------------
+
+
+@attrs.frozen
+class Reuse:
+    """An earlier stage run to take the outputs of: its run, what it took, what it stored by artifact."""
+
+    run_id: str | None
+    saved: float
+    stored: Mapping[str, Any]  # artifact -> StoredArtifact
+
+
+@attrs.frozen
+class Decision:
+    """Whether a stage runs or is reused, and why. ``fingerprint`` is its fingerprint's parts (a
+    ``StageFingerprint``), ``reuse`` the earlier run to reuse (None: it runs), ``reason`` in a few words."""
+
+    fingerprint: Any
+    reason: str
+    reuse: Reuse | None = None
+
+
+class StageCache(Protocol):
+    """What the runner asks of a run store (see :class:`stagekit.store.runstore.RunStore` and
+    :mod:`stagekit.run.incremental`)."""
+
+    worker_store: Any  # handed to executors whose workers write their outputs themselves (Task.store)
+
+    def initial_fingerprint(self, artifact: str, value: Any) -> str | None: ...
+
+    def merged_fingerprint(self, artifact: str, base: str | None, branches: Sequence[str | None]) -> str | None: ...
+
+    def decide(self, stage: Stage, params: Mapping[str, Any], inputs: Mapping[str, str | None], *,
+               redo: str | None = None) -> Decision: ...
+
+    def reused_outputs(self, stage: Stage, reuse: Reuse) -> Mapping[str, Any]: ...
+
+    def store(self, stage: Stage, outputs: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 # --- what executors are handed and hand back ----------------------------------------------------------

@@ -11,58 +11,20 @@ stays ignorant of files, codecs and databases.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
-
-import attrs
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from stagekit.errors import CorruptObjectError, PipelineWarning, RunStoreError, StagekitError
 from stagekit.graph.dag import INITIAL
 from stagekit.graph.plan import Merged, Version, VersionPlan
-from stagekit.records import Outcome, StageRecord
+from stagekit.records import Decision, Outcome, StageCache, StageRecord
 
 if TYPE_CHECKING:
     from stagekit.graph.dag import Dag
     from stagekit.run.options import RunOptions
     from stagekit.stage import Stage
 
-__all__ = ["Decision", "Incremental", "IncrementalSteps", "Reuse", "StageCache"]
-
-
-@attrs.frozen
-class Reuse:
-    """An earlier stage run to take the outputs of: its run, what it took, what it stored by artifact."""
-
-    run_id: str | None
-    saved: float
-    stored: Mapping[str, Any]  # artifact -> StoredArtifact
-
-
-@attrs.frozen
-class Decision:
-    """Whether a stage runs or is reused, and why. ``fingerprint`` is its fingerprint's parts (a
-    ``StageFingerprint``), ``reuse`` the earlier run to reuse (None: it runs), ``reason`` in a few words."""
-
-    fingerprint: Any
-    reason: str
-    reuse: Reuse | None = None
-
-
-class StageCache(Protocol):
-    """What the runner asks of a run store (see :class:`stagekit.store.runstore.RunStore`)."""
-
-    worker_store: Any  # handed to executors whose workers write their outputs themselves (Task.store)
-
-    def initial_fingerprint(self, artifact: str, value: Any) -> str | None: ...
-
-    def merged_fingerprint(self, artifact: str, base: str | None, branches: Sequence[str | None]) -> str | None: ...
-
-    def decide(self, stage: Stage, params: Mapping[str, Any], inputs: Mapping[str, str | None], *,
-               redo: str | None = None) -> Decision: ...
-
-    def reused_outputs(self, stage: Stage, reuse: Reuse) -> Mapping[str, Any]: ...
-
-    def store(self, stage: Stage, outputs: Mapping[str, Any]) -> dict[str, Any]: ...
+__all__ = ["Incremental", "IncrementalSteps"]
 
 
 class Incremental:

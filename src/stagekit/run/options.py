@@ -9,9 +9,8 @@ from typing import Any
 import attrs
 
 from stagekit.plugins.registry import Provenance
-from stagekit.records import Checker, RunInfo
+from stagekit.records import Checker, RunInfo, StageCache
 from stagekit.run.executors.base import Executor
-from stagekit.run.incremental import StageCache
 
 __all__ = ["RunOptions"]
 

@@ -30,9 +30,9 @@ from stagekit.errors import (
 )
 from stagekit.graph.dag import INITIAL, Dag
 from stagekit.graph.plan import Merged, Version, VersionPlan, plan_versions
-from stagekit.records import LazyValues, Outcome, RunInfo, RunResult, StageRecord, StoredValue, Task
+from stagekit.records import Decision, LazyValues, Outcome, RunInfo, RunResult, StageRecord, StoredValue, Task
 from stagekit.run import faults, logs
-from stagekit.run.incremental import Decision, Incremental, IncrementalSteps
+from stagekit.run.incremental import Incremental, IncrementalSteps
 from stagekit.run.options import RunOptions
 from stagekit.run.stopping import StoppingSteps
 

@@ -1,6 +1,6 @@
 """The run store of a workspace, as one run uses it: what to reuse, what to store, and the run's record.
 
-:class:`RunStore` is the :class:`~stagekit.run.incremental.StageCache` the runner consults: a stage whose
+:class:`RunStore` is the :class:`~stagekit.records.StageCache` the runner consults: a stage whose
 fingerprint (:mod:`stagekit.store.fingerprints`) matches an earlier successful stage run whose outputs are
 still in the object store is not run — its outputs come from the store (:mod:`stagekit.store.artifacts`),
 read only when a stage that runs asks for one. Every other stage runs, and what it produces is stored by
@@ -32,8 +32,8 @@ from stagekit.errors import (
     RunStoreError,
     UnstorableError,
 )
-from stagekit.records import LazyValues
-from stagekit.run.incremental import Decision, Incremental, Reuse
+from stagekit.records import Decision, LazyValues, Reuse
+from stagekit.run.incremental import Incremental
 from stagekit.store.artifacts import ArtifactStore, StoredArtifact
 from stagekit.store.codecs import CodecTable
 from stagekit.store.fingerprints import StageFingerprint, code_digest, reason, stage_record, value_fingerprint
