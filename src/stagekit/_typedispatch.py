@@ -189,3 +189,35 @@ def _most_specific(claims: list[Claim[T]]) -> list[Claim[T]]:
             for t in types
         )
     ]
+
+
+class DispatchTable(Generic[T]):
+    """What the merge table and the codec table share: registrations by value type in a :class:`TypeDispatch`
+    (``kind`` names them in errors), counted and listed in the order added, and pickled as the registrations
+    alone (a table travels to workers; its lookup cache does not). ``_restore`` adds one back."""
+
+    kind = "item"
+
+    def __init__(self) -> None:
+        self._types: TypeDispatch[T] = TypeDispatch(self.kind)
+
+    def registrations(self) -> list[T]:
+        """Every registration, in the order they were added."""
+        return self._types.items()
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.registrations())
+
+    def __getstate__(self) -> list[T]:
+        return self.registrations()
+
+    def __setstate__(self, state: list[T]) -> None:
+        self.__init__()  # type: ignore[misc]
+        for reg in state:
+            self._restore(reg)
+
+    def _restore(self, reg: T) -> None:
+        raise NotImplementedError

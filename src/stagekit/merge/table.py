@@ -14,12 +14,12 @@ imported, so the type checks look in ``sys.modules``.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
-from stagekit._typedispatch import TypeDispatch, type_label
+from stagekit._typedispatch import DispatchTable, type_label
 from stagekit.errors import MergeConflictError, MergeError, RegistrationError, StagekitError
 from stagekit.merge.describe import display_name, reprs
 from stagekit.merge.equality import values_equal
@@ -46,7 +46,7 @@ class Registration:
         return type_label(self.value_type)
 
 
-class MergeTable:
+class MergeTable(DispatchTable[Registration]):
     """Merges by value type, one per type; resolution follows the type's MRO, most specific first.
 
     Abstract base classes (``collections.abc.Mapping``...) apply to their virtual subclasses too: an ABC ranks
@@ -55,8 +55,7 @@ class MergeTable:
     :class:`stagekit._typedispatch.TypeDispatch`'s, which codecs share.
     """
 
-    def __init__(self) -> None:
-        self._types: TypeDispatch[Registration] = TypeDispatch("merge")
+    kind = "merge"
 
     # --- registering ---------------------------------------------------------------------------------
 
@@ -66,24 +65,8 @@ class MergeTable:
             raise RegistrationError(f"{origin} registered a merge for {value_type!r} that is not callable")
         self._types.add(value_type, Registration(value_type, merge, origin), origin)
 
-    def __getstate__(self) -> list[Registration]:
-        # a table travels to remote workers (executors may merge there): registrations only, no cache
-        return self._types.items()
-
-    def __setstate__(self, state: list[Registration]) -> None:
-        self.__init__()  # type: ignore[misc]
-        for reg in state:
-            self.add(reg.value_type, reg.merge, reg.origin)
-
-    def registrations(self) -> list[Registration]:
-        """Every registration, in the order they were added."""
-        return self._types.items()
-
-    def __len__(self) -> int:
-        return len(self._types)
-
-    def __iter__(self) -> Iterator[Registration]:
-        return iter(self.registrations())
+    def _restore(self, reg: Registration) -> None:  # a table travels to workers (executors may merge there)
+        self.add(reg.value_type, reg.merge, reg.origin)
 
     # --- looking up ----------------------------------------------------------------------------------
 

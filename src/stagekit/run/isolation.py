@@ -52,15 +52,18 @@ def _kind(cls: type) -> int:
     return kind
 
 
+def _kind_of(cls: type) -> int:
+    kind = _KIND.get(cls)
+    return _kind(cls) if kind is None else kind
+
+
 def guard(kwargs: dict[str, Any], requires: tuple[str, ...]) -> dict[str, Any]:
     """``kwargs`` with each required artifact that could be changed in place handed as a copy-on-write copy
     (frames) or a read-only view (arrays); ``kwargs`` itself when there is none (no new dict)."""
     out: dict[str, Any] | None = None
     for name in requires:
         value = kwargs[name]
-        kind = _KIND.get(value.__class__)
-        if kind is None:
-            kind = _kind(value.__class__)
+        kind = _kind_of(value.__class__)
         if kind == _ARRAY:
             if not value.flags.writeable:
                 continue
@@ -99,9 +102,7 @@ def strict_copies(kwargs: dict[str, Any], requires: tuple[str, ...]) -> tuple[di
     out: dict[str, Any] | None = None
     for name in requires:
         value = kwargs[name]
-        kind = _KIND.get(value.__class__)
-        if kind is None:
-            kind = _kind(value.__class__)
+        kind = _kind_of(value.__class__)
         if kind != _OTHER:
             continue
         try:

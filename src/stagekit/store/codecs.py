@@ -29,12 +29,12 @@ import contextvars
 import hashlib
 import os
 import pickle
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from stagekit._typedispatch import TypeDispatch, type_label, type_name
+from stagekit._typedispatch import DispatchTable, type_label, type_name
 from stagekit.atomic import atomic_path
 from stagekit.errors import CodecError, RegistrationError, StagekitError, UnstorableError
 
@@ -110,11 +110,13 @@ def fingerprint(value: Any, table: CodecTable) -> str | None:
         return None
 
 
-class CodecTable:
+class CodecTable(DispatchTable[CodecRegistration]):
     """Codecs by value type, one per type, resolved by MRO (see :mod:`stagekit._typedispatch`)."""
 
+    kind = "codec"
+
     def __init__(self) -> None:
-        self._types: TypeDispatch[CodecRegistration] = TypeDispatch("codec")
+        super().__init__()
         self._names: dict[str, CodecRegistration] = {}
 
     @classmethod
@@ -158,23 +160,8 @@ class CodecTable:
         self._types.add(value_type, reg, origin)
         self._names.setdefault(codec.name, reg)
 
-    def registrations(self) -> list[CodecRegistration]:
-        """Every registration, in the order they were added."""
-        return self._types.items()
-
-    def __len__(self) -> int:
-        return len(self._types)
-
-    def __iter__(self) -> Iterator[CodecRegistration]:
-        return iter(self.registrations())
-
-    def __getstate__(self) -> list[CodecRegistration]:
-        return self.registrations()  # workers may write their outputs themselves: registrations, no cache
-
-    def __setstate__(self, state: list[CodecRegistration]) -> None:
-        self.__init__()  # type: ignore[misc]
-        for reg in state:
-            self.add(reg.value_type, reg.codec, reg.origin)
+    def _restore(self, reg: CodecRegistration) -> None:  # workers may write their outputs themselves
+        self.add(reg.value_type, reg.codec, reg.origin)
 
     # --- looking up ----------------------------------------------------------------------------------
 

@@ -45,7 +45,8 @@ __all__ = ["FORMAT", "StageFingerprint", "code_digest", "code_text", "path_state
 FORMAT = 1
 """The fingerprint recipe's version: records of another format never match (and :func:`reason` says why)."""
 
-_FROM_STAGE: Any = object()  # version=: read it from the stage (``Stage.version``, once it has one)
+_FROM_STAGE: Any = object()  # version=: read it from the stage (``Stage.version``)
+_UNSET: Any = object()  # state=: not given, worked out here
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
@@ -143,13 +144,13 @@ def stage_record(stage: Stage, provenance: Provenance | None, params: Mapping[st
     )
 
 
-def value_fingerprint(value: Any, table: CodecTable, state: str | Any | None = _FROM_STAGE) -> str:
+def value_fingerprint(value: Any, table: CodecTable, state: str | Any | None = _UNSET) -> str:
     """An artifact's fingerprint: its codec's; for a path (an absolute ``str`` or ``os.PathLike`` naming a file
     or directory that exists) also the state of what it names (:func:`path_state`), so that a stage reading
     files runs again when they change (``state``: that state, when the caller has it already).
     :class:`UnstorableError` if no codec takes the value."""
     found = table.fingerprint(value)
-    if state is _FROM_STAGE:
+    if state is _UNSET:
         state = path_state(value)
     return found if state is None else _sha256(f"{found}\0path\0{state}")
 
