@@ -52,6 +52,7 @@ class LoadedPipeline:
     snapshot: str | None = None
     catalog: dict[str, CatalogEntry] = attrs.field(factory=dict)
     workspace: str | Path | None = None  # where runs are recorded (see ``recorded_in``)
+    _read: dict[str, Any] | None = attrs.field(default=None, init=False, repr=False)  # catalog inputs, once read
 
     @property
     def workspace_root(self) -> Path | None:
@@ -62,10 +63,12 @@ class LoadedPipeline:
         """What ``run`` would refuse before any stage starts: the pipeline's checks, and, where stages are to
         come from the run store, those it does not hold (the catalog's inputs they need are read then)."""
         found = self.pipeline.validate(self.artifacts, self.settings)
-        root = self.workspace_root
-        if root is not None:
-            store = self.pipeline.run_store(root, self.file.name, self.snapshot, self.settings)
-            said = store.unstored_outputs(self.pipeline.dag(self.artifacts)) if found.ok else []
+        if found.ok and self.workspace_root is not None:
+            from stagekit.store.codecs import CodecTable
+            from stagekit.store.runstore import unstored_outputs
+
+            table = CodecTable.from_registrations(self.pipeline.host.registry.codecs)
+            said = unstored_outputs(self.pipeline.dag(self.artifacts), table)
             if said:
                 found = attrs.evolve(found, warnings=[*found.warnings, *map(PipelineWarning, said)])
         if found.ok and self.pipeline.from_store:
@@ -87,7 +90,8 @@ class LoadedPipeline:
 
         if not self.catalog:
             return run(self.artifacts)
-        return run_with_catalog(run, self.artifacts, self.catalog, self.pipeline.host.registry.formats)
+        given = {**self.artifacts, **(self._read or {})}  # what check() or explain() read already, not read again
+        return run_with_catalog(run, given, self.catalog, self.pipeline.host.registry.formats)
 
     def explain(self, *, cache: bool = True, rerun: Iterable[str] = ()) -> list[Plan]:
         """What a run would do with each stage, without running any (``stagekit explain``): run, cached or
@@ -98,10 +102,10 @@ class LoadedPipeline:
             from stagekit.store.runstore import Plan
 
             return [Plan(n, "run", "no workspace: nothing is reused") for n in dag.order]
-        artifacts = self.artifacts
-        pending = {n: v.entry for n, v in artifacts.items() if isinstance(v, CatalogInput)}
-        if pending:
-            artifacts = {**artifacts, **load_inputs(pending, (), self.pipeline.host.registry.formats)}
+        if self._read is None:
+            pending = {n: v.entry for n, v in self.artifacts.items() if isinstance(v, CatalogInput)}
+            self._read = load_inputs(pending, (), self.pipeline.host.registry.formats) if pending else {}
+        artifacts = {**self.artifacts, **self._read}
         store = self.pipeline.run_store(root, self.file.name, self.snapshot, self.settings, cache=cache, rerun=rerun)
         return store.explain(dag, artifacts, self.settings.params)
 

@@ -204,7 +204,9 @@ class Pipeline:
         """The run's store, once it refused what it must before any stage starts and warned of what it keeps not."""
         store = self.run_store(workspace, name, snapshot, settings, cache=cache, rerun=rerun)
         store.check(dag, artifacts, settings.params)
-        for said in store.unstored_outputs(dag):
+        from stagekit.store.runstore import unstored_outputs
+
+        for said in unstored_outputs(dag, store.table):
             warnings.warn(PipelineWarning(said), stacklevel=4)
         return store
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from stagekit.plugins.registry import Provenance
     from stagekit.stage import Stage
 
-__all__ = ["Plan", "RunStore", "missing_error"]
+__all__ = ["Plan", "RunStore", "missing_error", "unstored_outputs"]
 
 
 @attrs.frozen
@@ -113,12 +113,6 @@ class RunStore:
                 if plan.action == "missing":
                     stage = dag.stages[plan.stage]
                     raise _missing(stage, plan.reason)
-
-    def unstored_outputs(self, dag: Dag) -> list[str]:
-        """Outputs whose declared type (a stage's ``types``) no codec stores: not kept, their stage not reused."""
-        return [f"stage {s.name!r}: its output {artifact!r}: {why}" for s in dag.stages.values()
-                for artifact, kind in s.types.items()
-                if artifact in s.provides and isinstance(kind, type) and (why := self.table.why_not(kind))]
 
     def explain(self, dag: Dag, artifacts: Mapping[str, Any],
                 params: Mapping[str, Mapping[str, Any]]) -> list[Plan]:
@@ -278,6 +272,14 @@ class RunStore:
     def store(self, stage: Stage, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The driver stores what a worker could not (an executor whose workers cannot reach the workspace)."""
         return dict(self.artifacts.put_all(outputs))
+
+
+def unstored_outputs(dag: Dag, table: CodecTable) -> list[str]:
+    """Outputs whose declared type (a stage's ``types``) no codec of ``table`` stores: not kept, their stage
+    not reused (what ``check`` and ``run`` warn of in a workspace)."""
+    return [f"stage {s.name!r}: its output {artifact!r}: {why}" for s in dag.stages.values()
+            for artifact, kind in s.types.items()
+            if artifact in s.provides and isinstance(kind, type) and (why := table.why_not(kind))]
 
 
 def missing_error(stage: Stage, why: str) -> MissingInputError:
